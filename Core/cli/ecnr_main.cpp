@@ -1,0 +1,334 @@
+// ecnr: the command-line tool. compress | decompress | info | eval | generate | demo.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ecnr/Archive.h"
+#include "ecnr/Blocks.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Encoder.h"
+#include "ecnr/Ensemble.h"
+#include "ecnr/Generator.h"
+#include "ecnr/Image.h"
+#include "ecnr/Metrics.h"
+#include "ecnr/VolumeIO.h"
+
+using namespace ecnr;
+
+namespace {
+
+const char* kUsage = R"(usage:
+  ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
+  ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution]
+  ecnr info <input.ecnr>
+  ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
+  ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
+  ecnr demo [--out DIR] [--preset fast|default|quality] [--size X,Y,Z,T]
+
+compress options:
+  --dims X,Y,Z[,T]         dims of a raw input          --array NAME        array of a multi-array .json
+  --preset fast|default|quality (default: default)
+  --scales S   --block X,Y,Z   --blocks-per-mlp a,b,c (coarsest first)   --epochs a,b,c (coarsest first)
+  --latent N   --hidden N   --threshold T   --batch N   --lr X   --precision f16|f32
+  --target-ratio R (chooses the block size when --block is not given)
+  --seed N   --threads N   --device cpu|cuda   --quiet
+)";
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;
+  bool has(const std::string& k) const { return options.count(k) > 0; }
+  std::string get(const std::string& k, const std::string& def = "") const {
+    auto it = options.find(k);
+    return it == options.end() ? def : it->second;
+  }
+};
+
+Args parseArgs(int argc, char** argv, int first) {
+  static const std::vector<std::string> flags = {"--quiet", "--coarse-resolution"};
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--", 0) == 0) {
+      if (std::find(flags.begin(), flags.end(), s) != flags.end()) {
+        a.options[s] = "1";
+      } else {
+        if (i + 1 >= argc) throw Error("option " + s + " needs a value");
+        a.options[s] = argv[++i];
+      }
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+std::vector<int> parseInts(const std::string& s, const std::string& what) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stoi(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw Error("bad value '" + s + "' for " + what + " (expected comma-separated integers)");
+    }
+  }
+  return v;
+}
+
+double parseNumber(const std::string& s, const std::string& what) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(s, &used);
+    if (used == s.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error("bad value '" + s + "' for " + what);
+}
+
+// One progress line, rewritten in place on a terminal, with elapsed time and ETA.
+Progress::Callback progressPrinter(bool quiet) {
+  auto timer = std::make_shared<Timer>();
+  return [timer, quiet](double fraction, const std::string& message) {
+    if (quiet) return;
+    const double elapsed = timer->seconds();
+    std::ostringstream line;
+    line << "[" << std::setw(3) << int(fraction * 100) << "%] " << message << "  (" << std::fixed
+         << std::setprecision(0) << elapsed << " s";
+    if (fraction > 0.02 && fraction < 1) line << ", ETA " << elapsed * (1 - fraction) / fraction << " s";
+    line << ")";
+    std::cerr << line.str() << std::endl;
+  };
+}
+
+EncoderSettings settingsFrom(const Args& a) {
+  EncoderSettings s = presetSettings(a.get("--preset", "default"));
+  if (a.has("--scales")) s.scales = int(parseNumber(a.get("--scales"), "--scales"));
+  if (a.has("--block")) {
+    auto b = parseInts(a.get("--block"), "--block");
+    if (b.size() != 3) throw Error("--block needs three values X,Y,Z");
+    s.blockDims = {b[0], b[1], b[2]};
+  }
+  if (a.has("--blocks-per-mlp")) s.blocksPerMlp = parseInts(a.get("--blocks-per-mlp"), "--blocks-per-mlp");
+  if (a.has("--epochs")) s.epochs = parseInts(a.get("--epochs"), "--epochs");
+  if (a.has("--latent")) s.latentDim = int(parseNumber(a.get("--latent"), "--latent"));
+  if (a.has("--hidden")) s.hidden = int(parseNumber(a.get("--hidden"), "--hidden"));
+  if (a.has("--threshold")) s.threshold = float(parseNumber(a.get("--threshold"), "--threshold"));
+  if (a.has("--batch")) s.batchPerMlp = int(parseNumber(a.get("--batch"), "--batch"));
+  if (a.has("--lr")) s.learningRate = float(parseNumber(a.get("--lr"), "--lr"));
+  if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
+  if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
+  if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
+  if (a.has("--device")) s.device = a.get("--device");
+  if (a.has("--precision")) {
+    const std::string p = a.get("--precision");
+    if (p != "f16" && p != "f32") throw Error("--precision must be f16 or f32");
+    s.precision = p == "f16" ? WeightPrecision::Float16 : WeightPrecision::Float32;
+  }
+  if (s.device == "cuda" && !cudaAvailable())
+    throw Error("--device cuda: this LibTorch build has no CUDA support or no GPU is visible; use --device cpu");
+  return s;
+}
+
+Field readInput(const std::string& path, const Args& a, GridMeta* meta) {
+  Dims4 dims;
+  const bool hasDims = a.has("--dims");
+  if (hasDims) dims = parseDims(a.get("--dims"));
+  return readField(path, hasDims ? &dims : nullptr, a.get("--array"), meta);
+}
+
+void printEncodeReport(const EncodeReport& r) {
+  std::cout << "block " << r.blockDims[0] << "x" << r.blockDims[1] << "x" << r.blockDims[2] << "\n";
+  for (size_t p = 0; p < r.scales.size(); ++p) {
+    const ScaleReport& s = r.scales[p];
+    std::cout << "  scale " << p + 1 << " (" << s.dims.str() << "): " << s.effectiveBlocks << "/" << s.totalBlocks
+              << " blocks, " << s.mlps << " MLPs, " << s.epochs << " epochs, " << std::fixed << std::setprecision(1)
+              << s.trainSeconds << " s, " << std::setprecision(2) << s.samplesPerSecond / 1e6
+              << " M samples/s, PSNR " << s.psnrAfter << " dB\n";
+  }
+}
+
+Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s, const std::string& out, bool quiet,
+                 double* seconds) {
+  Progress progress(progressPrinter(quiet));
+  EncodeReport report;
+  Timer t;
+  Model m = encode(f, meta, s, progress, &report);
+  writeArchive({m}, out);
+  *seconds = t.seconds();
+  if (!quiet) printEncodeReport(report);
+  return m;
+}
+
+void printQuality(const ErrorStats& e) {
+  std::cout << std::fixed << std::setprecision(2) << "PSNR " << e.psnr << " dB (mean over steps "
+            << e.meanStepPsnr << " dB), RMSE " << std::setprecision(6) << e.rmse << ", max abs error " << e.maxAbs
+            << " (range " << e.range << ")\n";
+}
+
+int cmdCompress(const Args& a) {
+  if (a.positional.size() != 2) throw Error("compress needs <input> <output.ecnr>");
+  GridMeta meta;
+  Field f = readInput(a.positional[0], a, &meta);
+  double seconds = 0;
+  compressTo(f, meta, settingsFrom(a), a.positional[1], a.has("--quiet"), &seconds);
+  const auto bytes = std::filesystem::file_size(a.positional[1]);
+  std::cout << "wrote " << a.positional[1] << ": " << bytes << " bytes, ratio " << std::fixed << std::setprecision(1)
+            << double(f.dims.count()) * 4.0 / double(bytes) << ", " << seconds << " s\n";
+  return 0;
+}
+
+void writeOutput(const Field& f, const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".npy") writeNpy(f, path);
+  else writeRaw(f, path);
+}
+
+int cmdDecompress(const Args& a) {
+  if (a.positional.size() != 2) throw Error("decompress needs <input.ecnr> <output.npy|.raw>");
+  const int scales = a.has("--scales") ? int(parseNumber(a.get("--scales"), "--scales")) : -1;
+  Timer t;
+  std::vector<Model> arrays = readArchive(a.positional[0], scales);
+  Decoder dec(arrays.front());
+  const bool full = !a.has("--coarse-resolution");
+  Progress progress(progressPrinter(a.has("--quiet")));
+  Field f = a.has("--timestep") ? dec.decodeStep(int64_t(parseNumber(a.get("--timestep"), "--timestep")), scales, full)
+                                : dec.decodeAll(scales, full, &progress);
+  writeOutput(f, a.positional[1]);
+  std::cout << "decoded " << f.dims.str() << " in " << std::fixed << std::setprecision(2) << t.seconds() << " s -> "
+            << a.positional[1] << "\n";
+  return 0;
+}
+
+int cmdInfo(const Args& a) {
+  if (a.positional.size() != 1) throw Error("info needs <input.ecnr>");
+  const ArchiveSummary sum = summarizeArchive(a.positional[0]);
+  const std::vector<Model> arrays = readArchive(a.positional[0]);
+  std::cout << "ECNR archive v" << sum.version << ", " << sum.fileBytes << " bytes, " << arrays.size() << " array(s)\n";
+  for (const Model& m : arrays) {
+    std::cout << "array '" << m.meta.arrayName << "': dims " << m.dims.str() << ", range [" << m.dataMin << ", "
+              << m.dataMax << "], MLP " << m.shape.sineLayers << "x" << m.shape.hidden << " sine + linear, latent "
+              << m.shape.latentDim << ", omega0 " << m.shape.omega0 << "\n";
+    std::cout << "  compression ratio " << std::fixed << std::setprecision(1)
+              << double(m.dims.count()) * 4.0 / double(sum.fileBytes) << " (float32 input / file size)\n";
+    for (size_t p = 0; p < m.scales.size(); ++p) {
+      const ScaleModel& s = m.scales[p];
+      const auto g = s.blockGrid();
+      std::cout << "  scale " << p + 1 << ": dims " << s.dims.str() << ", block " << s.blockDims[0] << "x"
+                << s.blockDims[1] << "x" << s.blockDims[2] << ", effective blocks " << s.blocks.size() << "/"
+                << g[0] * g[1] * g[2] * s.dims.t << ", MLPs " << s.mlpCount << ", "
+                << (s.precision == WeightPrecision::Float16 ? "float16" : "float32") << "\n";
+    }
+  }
+  const ComponentBytes& b = sum.bytes;
+  std::cout << "bytes: header " << b.header << ", table of contents " << b.toc << ", block table " << b.blockTable
+            << ", latent codes " << b.latents << ", weights " << b.weights << "\n";
+  return 0;
+}
+
+Field decodedFor(const std::string& path, const Args& a) {
+  if (std::filesystem::path(path).extension() == ".ecnr") {
+    std::vector<Model> arrays = readArchive(path);
+    const std::string want = a.get("--array");
+    for (const Model& m : arrays)
+      if (want.empty() || m.meta.arrayName == want) return Decoder(m).decodeAll();
+    throw Error("array '" + want + "' not in " + path);
+  }
+  return readInput(path, a, nullptr);
+}
+
+int cmdEval(const Args& a) {
+  if (a.positional.size() != 2) throw Error("eval needs <original> <decoded|archive.ecnr>");
+  const Field orig = readInput(a.positional[0], a, nullptr);
+  const Field dec = decodedFor(a.positional[1], a);
+  printQuality(compareFields(orig, dec));
+  return 0;
+}
+
+Dims4 sizeOption(const Args& a, const Dims4& def) {
+  return a.has("--size") ? parseDims(a.get("--size")) : def;
+}
+
+GrayScottParams generatorParams(const Args& a, const Dims4& def) {
+  const Dims4 d = sizeOption(a, def);
+  GrayScottParams p;
+  p.nx = d.x;
+  p.ny = d.y;
+  p.nz = d.z;
+  p.steps = d.t;
+  if (a.has("--seed")) p.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
+  return p;
+}
+
+int cmdGenerate(const Args& a) {
+  if (a.positional.size() != 1) throw Error("generate needs <output.npy>");
+  const Field f = generateGrayScott(generatorParams(a, Dims4{64, 64, 64, 16}));
+  writeOutput(f, a.positional[0]);
+  std::cout << "wrote " << a.positional[0] << " (" << f.dims.str() << ")\n";
+  return 0;
+}
+
+// The README's main job: generate the embedded dataset, compress, decompress, measure, and draw a slice.
+int cmdDemo(const Args& a) {
+  const std::filesystem::path out = a.get("--out", "ecnr-demo");
+  std::filesystem::create_directories(out);
+  Args opts = a;
+  if (!opts.has("--preset")) opts.options["--preset"] = "fast";
+  Timer t;
+  const Field f = generateGrayScott(generatorParams(a, Dims4{48, 48, 48, 12}));
+  std::cout << "generated Gray-Scott series " << f.dims.str() << " in " << std::fixed << std::setprecision(1)
+            << t.seconds() << " s\n";
+  const std::string archive = (out / "grayscott.ecnr").string();
+  double encodeSeconds = 0;
+  compressTo(f, GridMeta{}, settingsFrom(opts), archive, opts.has("--quiet"), &encodeSeconds);
+  Timer td;
+  const std::vector<Model> arrays = readArchive(archive);
+  const Field dec = Decoder(arrays.front()).decodeAll();
+  const double decodeSeconds = td.seconds();
+  const auto bytes = std::filesystem::file_size(archive);
+  const ErrorStats e = compareFields(f, dec);
+  const std::string png = (out / "grayscott-slice.png").string();
+  writeComparisonPng(f, dec, f.dims.t / 2, -1, png);
+  std::cout << std::fixed << std::setprecision(1) << "archive " << archive << ": " << bytes << " bytes, ratio "
+            << double(f.dims.count()) * 4.0 / double(bytes) << "\n";
+  printQuality(e);
+  std::cout << "encode " << encodeSeconds << " s, decode " << std::setprecision(2) << decodeSeconds << " s\n";
+  std::cout << "picture (original | decoded | error) " << png << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    const Args a = parseArgs(argc, argv, 2);
+    if (cmd == "compress") return cmdCompress(a);
+    if (cmd == "decompress") return cmdDecompress(a);
+    if (cmd == "info") return cmdInfo(a);
+    if (cmd == "eval") return cmdEval(a);
+    if (cmd == "generate") return cmdGenerate(a);
+    if (cmd == "demo") return cmdDemo(a);
+    std::cerr << "ecnr: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+  } catch (const Cancelled&) {
+    std::cerr << "ecnr: cancelled\n";
+    return 130;
+  } catch (const std::exception& e) {
+    std::cerr << "ecnr: " << e.what() << "\n";
+    return 1;
+  }
+}

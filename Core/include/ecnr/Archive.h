@@ -1,0 +1,59 @@
+// Archive: the .ecnr file. A versioned container of typed, length-prefixed, checksummed sections with a
+// table of contents, so a reader can load the header alone, or the coarse scales alone. Layout: docs/ARCHIVE.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ecnr/Model.h"
+
+namespace ecnr {
+
+constexpr uint32_t kArchiveVersion = 1;
+
+enum class SectionType : uint32_t { Header = 1, Scale = 2 };
+
+/// One entry of the table of contents.
+struct SectionInfo {
+  SectionType type = SectionType::Header;
+  uint32_t array = 0;   ///< which array of the archive (several arrays share one grid)
+  uint32_t scale = 0;   ///< scale position, 0 = coarsest (Scale sections)
+  uint64_t offset = 0;  ///< from the start of the file
+  uint64_t length = 0;  ///< payload bytes
+  uint32_t crc = 0;     ///< CRC-32C of the payload
+};
+
+/// Bytes of each component, for `ecnr info`.
+struct ComponentBytes {
+  uint64_t header = 0, toc = 0, blockTable = 0, latents = 0, weights = 0;
+  uint64_t total() const { return header + toc + blockTable + latents + weights; }
+};
+
+/// Serializes one or more arrays (same dims) into archive bytes.
+std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays);
+/// Parses archive bytes; every length, count and checksum is verified; errors name the section.
+/// maxScales < 0 loads every scale; otherwise only the coarsest maxScales scales of each array.
+std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales = -1);
+
+/// Writes atomically: a temporary file in the same folder, flushed, then renamed over `path`.
+/// On any failure the temporary is removed and `path` is left as it was.
+void writeArchive(const std::vector<Model>& arrays, const std::string& path);
+std::vector<Model> readArchive(const std::string& path, int maxScales = -1);
+
+/// Table of contents and component sizes without decoding the weights.
+struct ArchiveSummary {
+  uint32_t version = 0;
+  uint64_t fileBytes = 0;
+  std::vector<SectionInfo> sections;
+  ComponentBytes bytes;
+};
+ArchiveSummary summarizeArchive(const std::string& path);
+/// The same for archive bytes already in memory (verifies the prefix and the table of contents, reads only the
+/// fixed fields of each section).
+ArchiveSummary summarizeArchive(const uint8_t* data, size_t size);
+
+/// Writes bytes to `path` atomically (temporary + rename); shared by every writer of the project.
+void writeFileAtomic(const std::string& path, const uint8_t* data, size_t size);
+
+}  // namespace ecnr

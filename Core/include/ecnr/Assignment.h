@@ -1,0 +1,35 @@
+// Assignment: which MLP fits which block. k-means on block contents, then the paper's cluster-size
+// uniformization (Algorithm 1) so every MLP gets about the same number of blocks.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ecnr {
+
+struct KMeansResult {
+  std::vector<int> labels;        ///< n labels in [0, k)
+  std::vector<float> centroids;   ///< k * dim
+};
+
+/// Lloyd's k-means with k-means++ seeding; deterministic for a seed. points: n * dim, row-major.
+KMeansResult kmeans(const std::vector<float>& points, int64_t n, int dim, int k, int iterations, uint64_t seed);
+
+/// Algorithm 1: points ordered by (max - min) squared distance to the centroids, descending; each goes to its
+/// nearest cluster with fewer than floor(n/k) members, else to its nearest with fewer than ceil(n/k).
+/// Returns labels; every cluster size is <= ceil(n/k). Centroids are not recomputed.
+std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
+                                    const std::vector<float>& centroids, int k);
+
+namespace detail {
+/// uniformizeClusters with its memory cap exposed (the public one stores the n x k distance matrix only up to
+/// 1e8 entries and recomputes rows beyond that), so tests can drive the recomputing path on small inputs.
+std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
+                                    const std::vector<float>& centroids, int k, int64_t maxStoredDistances);
+}  // namespace detail
+
+/// The whole step: k = ceil(n / blocksPerMlp) MLPs, k-means then uniformization. Returns one MLP index per block.
+std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int dim, int blocksPerMlp,
+                              uint64_t seed, int* mlpCount);
+
+}  // namespace ecnr

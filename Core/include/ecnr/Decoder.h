@@ -1,0 +1,50 @@
+// Decoder: rebuilds the field from a Model, coarsest scale first: V~_i = U(V~_{i+1}) + (MLP outputs of scale i).
+// It can rebuild one time step without the others (only the coarse steps it depends on) and stop at any scale
+// (a coarse preview). Pure C++: no LibTorch.
+#pragma once
+
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "ecnr/Field.h"
+#include "ecnr/Model.h"
+#include "ecnr/Progress.h"
+
+namespace ecnr {
+
+/// Adds the (normalized-unit) outputs of every effective block of scale p (coarse-first position) at time tp
+/// into `step`, a 3D array of that scale's dims. Shared by the decoder and the encoder's closed loop.
+void addBlockOutputs(const Model& model, int p, int64_t tp, float* step);
+
+/// Reconstruction of scale p in normalized units, all its time steps: U(coarser) + block outputs.
+/// coarser is the reconstruction of scale p-1 (nullptr for p = 0).
+Field reconstructScale(const Model& model, int p, const Field* coarser);
+
+class Decoder {
+public:
+  /// The model must outlive the decoder.
+  explicit Decoder(const Model& model);
+
+  /// `scales` = how many scales to use, counted from the coarsest (-1 or > count = all). When fullResolution is
+  /// false the result has the grid of the last scale used; otherwise it is upsampled to the original grid.
+  Field decodeAll(int scales = -1, bool fullResolution = true, const Progress* progress = nullptr);
+
+  /// One time step t of the original time axis (result has t = 1). Touches only the coarse steps t depends on.
+  Field decodeStep(int64_t t, int scales = -1, bool fullResolution = true);
+
+  /// Number of block evaluations done by the last decodeStep (for tests and benchmarks of random access).
+  int64_t lastBlockEvaluations() const { return blockEvaluations_; }
+
+private:
+  int usedScales(int scales) const;
+  const std::vector<float>& stepAt(int p, int64_t tp);
+  Field toDataUnits(Field f) const;
+  Field upsampleToFull(Field f, int p) const;
+
+  const Model& model_;
+  std::map<std::pair<int, int64_t>, std::vector<float>> cache_;
+  int64_t blockEvaluations_ = 0;
+};
+
+}  // namespace ecnr

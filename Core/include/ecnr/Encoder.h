@@ -1,0 +1,37 @@
+// Encoder: the whole ECNR pipeline. Normalize, build the Laplacian pyramid, then from the coarsest scale up:
+// residual against the *decoded* coarser scale, effective blocks, assignment, ensemble training, decode.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ecnr/Field.h"
+#include "ecnr/Model.h"
+#include "ecnr/Progress.h"
+#include "ecnr/Settings.h"
+
+namespace ecnr {
+
+struct ScaleReport {
+  Dims4 dims;
+  int64_t totalBlocks = 0;
+  int64_t effectiveBlocks = 0;
+  int mlps = 0;
+  int epochs = 0;
+  double trainSeconds = 0;
+  double trainLoss = 0;
+  double samplesPerSecond = 0;
+  double psnrAfter = 0;  ///< PSNR (normalized range 2) of this scale's reconstruction against its target V_i
+};
+
+struct EncodeReport {
+  std::array<int, 3> blockDims{};
+  std::vector<ScaleReport> scales;  ///< coarsest first
+  double seconds = 0;
+};
+
+/// Encodes `field` (validated: finite values, sane dims). Throws Error on bad input, Cancelled on cancel.
+Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
+             EncodeReport* report = nullptr);
+
+}  // namespace ecnr

@@ -1,0 +1,68 @@
+// Ensemble: all MLPs of one scale trained together. Every layer is one batched tensor (m, Fin, Fout) applied
+// with a batched matmul, so m small SIRENs cost one large kernel per layer (paper appendix, Algorithm 1).
+// LibTorch lives only in Ensemble.cpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ecnr/Model.h"
+#include "ecnr/Progress.h"
+
+namespace ecnr {
+
+/// One scale's effective blocks, each min-max normalized to [-1, 1], and who fits them.
+struct TrainingSet {
+  std::array<int, 3> blockDims{};
+  std::vector<std::array<int, 3>> validDims;  ///< per block: voxels inside the grid (the rest is padding)
+  std::vector<float> values;                  ///< blocks * voxelsPerBlock, x fastest
+  std::vector<int> mlpOfBlock;
+  int mlpCount = 0;
+
+  int64_t blockCount() const { return int64_t(validDims.size()); }
+  int64_t voxelsPerBlock() const { return int64_t(blockDims[0]) * blockDims[1] * blockDims[2]; }
+};
+
+struct TrainOptions {
+  int epochs = 100;
+  int batchPerMlp = 2048;
+  float learningRate = 1e-3f;
+  float weightDecay = 2e-5f;
+  /// lr is multiplied by lrDecayFactor at these fractions of training (the paper decays at its pruning rounds).
+  std::vector<double> lrDecayAt{0.3, 0.45, 0.6, 0.75};
+  float lrDecayFactor = 0.75f;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::string device = "cpu";
+  /// progress range of this stage within the whole job
+  double progressBegin = 0, progressEnd = 1;
+  std::string label = "scale";
+};
+
+struct TrainStats {
+  double seconds = 0;
+  double finalLoss = 0;    ///< MSE in block-normalized units over the last epoch
+  int64_t samples = 0;     ///< training samples processed
+  int64_t steps = 0;
+};
+
+/// Trains mlpCount MLPs and one latent per block; writes weights, biases and latents into `out`
+/// (out.blocks must already list the blocks in TrainingSet order).
+TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const TrainOptions& options,
+                         ScaleModel& out, const Progress& progress);
+
+/// True when this LibTorch build can run on CUDA and a GPU is visible.
+bool cudaAvailable();
+
+}  // namespace ecnr
+
+namespace ecnr {
+
+/// Runs the batched (LibTorch, bmm) forward pass of a scale's MLPs: inputs are (mlpCount, batch, inputDim) and
+/// the result is (mlpCount, batch). The training path uses the same layer; tests compare it with per-MLP code.
+std::vector<float> batchedForward(const ScaleModel& scale, const MlpShape& shape, const std::vector<float>& inputs,
+                                  int64_t batch);
+
+}  // namespace ecnr

@@ -1,0 +1,73 @@
+// Model: everything the decoder needs, as plain arrays. The Archive serializes exactly this;
+// the Encoder produces it; the Decoder consumes it. No LibTorch type appears here.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "ecnr/Field.h"
+#include "ecnr/Settings.h"
+
+namespace ecnr {
+
+/// Shape shared by all MLPs of an archive: input = 3 local coords + latentDim, `sineLayers` sine layers of
+/// `hidden` neurons (sin(omega0 * (W x + b))), then one linear output neuron.
+struct MlpShape {
+  int latentDim = 8;
+  int hidden = 24;
+  int sineLayers = 3;
+  float omega0 = 30.0f;
+
+  int inputDim() const { return 3 + latentDim; }
+  int layerCount() const { return sineLayers + 1; }
+  int fanIn(int layer) const { return layer == 0 ? inputDim() : hidden; }
+  int fanOut(int layer) const { return layer == sineLayers ? 1 : hidden; }
+  int64_t paramsPerMlp() const;
+};
+
+/// One effective block instance: a spatial block at one time step of its scale.
+struct BlockRecord {
+  uint32_t block = 0;   ///< linear spatial block index in the scale's block grid (bx fastest)
+  uint32_t t = 0;       ///< time index at this scale
+  uint32_t mlp = 0;     ///< which MLP of the scale fits it
+  float minValue = 0;   ///< per-block min-max normalization: value = min + (y + 1) / 2 * (max - min)
+  float maxValue = 0;
+};
+
+/// Which axes were halved going from the next finer scale to this one (x, y, z, t).
+using HalvedAxes = std::array<bool, 4>;
+
+struct ScaleModel {
+  Dims4 dims;                        ///< grid of this scale
+  HalvedAxes halved{};               ///< relative to the next finer scale (all false for the finest)
+  std::array<int, 3> blockDims{};    ///< the same at every scale
+  int mlpCount = 0;
+  std::vector<BlockRecord> blocks;   ///< sorted by (t, block); latent slot = position in this vector
+  std::vector<float> latents;        ///< blocks.size() * latentDim
+  /// weights[l]: mlpCount * fanIn(l) * fanOut(l), laid out (mlp, in, out); biases[l]: mlpCount * fanOut(l)
+  std::vector<std::vector<float>> weights;
+  std::vector<std::vector<float>> biases;
+  WeightPrecision precision = WeightPrecision::Float32;
+
+  std::array<int64_t, 3> blockGrid() const;  ///< blocks per axis (ceil division)
+};
+
+struct Model {
+  Dims4 dims;                      ///< the original field
+  GridMeta meta;
+  float dataMin = 0, dataMax = 0;  ///< global normalization: normalized = 2 * (v - min) / (max - min) - 1
+  MlpShape shape;
+  std::vector<ScaleModel> scales;  ///< coarsest first; scales.back() is the finest (original resolution)
+  std::string preset;              ///< informational
+
+  int scaleCount() const { return int(scales.size()); }
+  float toData(float normalized) const;
+  float toNormalized(float value) const;
+};
+
+/// Rounds every weight, bias and latent to what the archive will store (float16 when requested), so that the
+/// encoder's closed loop sees exactly what the decoder will.
+void applyStoragePrecision(ScaleModel& scale, const MlpShape& shape);
+
+}  // namespace ecnr

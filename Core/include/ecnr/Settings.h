@@ -1,0 +1,51 @@
+// Settings: every knob of the encoder, with presets. A zero / empty value means "derive from the data".
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ecnr/Field.h"
+
+namespace ecnr {
+
+enum class WeightPrecision : uint8_t { Float32 = 0, Float16 = 1 };
+
+struct EncoderSettings {
+  int scales = 3;                           ///< pyramid levels s (1 = no pyramid)
+  std::array<int, 3> blockDims{0, 0, 0};    ///< spatial block size; 0 = chosen from dims and targetRatio
+  std::vector<int> blocksPerMlp;            ///< b_i per scale, coarsest first; empty = 8/16/32 (series) or 1/2/4 (static)
+  std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
+  int latentDim = 8;
+  int hidden = 24;
+  int sineLayers = 3;
+  float omega0 = 30.0f;
+  float threshold = 1e-4f;                  ///< block mean-square residual (normalized units) under which a block is skipped
+  int batchPerMlp = 2048;                   ///< samples per MLP per optimizer step
+  float learningRate = 1e-3f;
+  float weightDecay = 2e-5f;
+  WeightPrecision precision = WeightPrecision::Float16;
+  double targetRatio = 80.0;                ///< used only to choose blockDims when they are 0
+  int minAxisLength = 8;                    ///< a spatial axis is not halved below this (time: below half of it)
+  uint64_t seed = 1;
+  int threads = 0;                          ///< 0 = hardware concurrency
+  std::string device = "cpu";               ///< "cpu" or "cuda"
+  bool verbose = true;
+};
+
+/// Named presets: "fast" (README demo, minutes on 2 cores), "default", "quality".
+EncoderSettings presetSettings(const std::string& name);
+
+/// Epochs and blocks-per-MLP for each scale (coarsest first) after defaults are resolved.
+struct ResolvedSettings {
+  EncoderSettings s;
+  std::array<int, 3> blockDims{};
+  std::vector<int> blocksPerMlp;
+  std::vector<int> epochs;
+};
+
+/// Fills every "derive from the data" field for a field of these dims.
+ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims);
+
+}  // namespace ecnr

@@ -1,0 +1,26 @@
+// SizeModel: what an archive will weigh before anything is trained. Used to choose block dims for a target
+// ratio, and (later) by the ParaView writer's size estimate and the target-ratio mode.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "ecnr/Field.h"
+#include "ecnr/Settings.h"
+
+namespace ecnr {
+
+struct SizeEstimate {
+  int64_t blocks = 0;      ///< block instances over all scales (upper bound: all effective)
+  int64_t mlps = 0;
+  int64_t bytes = 0;       ///< archive bytes if every block were effective
+  double ratio = 0;        ///< raw float32 bytes / bytes
+};
+
+/// Upper bound on the archive size: assumes every block at every scale is effective.
+SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const std::array<int, 3>& blockDims);
+
+/// Smallest near-cubic block (flat axes stay 1) whose estimate reaches r.s.targetRatio.
+std::array<int, 3> chooseBlockDims(const Dims4& dims, const ResolvedSettings& r);
+
+}  // namespace ecnr

@@ -1,0 +1,26 @@
+// VolumeIO: reading and writing fields as raw little-endian float32 (dims given by the user), NumPy .npy
+// (float32/float64/int/uint, C order; 3D = (z, y, x), 4D = (t, z, y, x)), and the JSON sidecars of ../shared/data.
+#pragma once
+
+#include <string>
+
+#include "ecnr/Field.h"
+
+namespace ecnr {
+
+/// Raw float32 little-endian; the file size must equal dims.count() * 4 exactly.
+Field readRaw(const std::string& path, const Dims4& dims);
+void writeRaw(const Field& f, const std::string& path);  ///< atomic
+
+/// .npy of dtype <f4, <f8, <i1/2/4/8, <u1/2/4/8 (converted to float32); 1D-4D shapes in C order map to x fastest.
+Field readNpy(const std::string& path);
+void writeNpy(const Field& f, const std::string& path);  ///< <f4, shape (t, z, y, x), atomic
+
+/// Reads by extension: .npy, or .json (a ../shared/data sidecar: dims, file, arrays; `array` picks one of
+/// several arrays, empty = the first), or raw with dims.
+Field readField(const std::string& path, const Dims4* dims, const std::string& array = "", GridMeta* meta = nullptr);
+
+/// Parses "X,Y,Z[,T]" or "XxYxZ[xT]".
+Dims4 parseDims(const std::string& s);
+
+}  // namespace ecnr

@@ -1,0 +1,735 @@
+// The .ecnr container. Byte layout and compatibility rule: docs/ARCHIVE.md.
+//
+// Archives come from disk and may be truncated, corrupted or hostile, so the reader checks every read
+// against the bounds of its section, and checks every count against the bytes left before it allocates.
+#include "ecnr/Archive.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "ecnr/Checksum.h"
+#include "ecnr/Half.h"
+
+namespace ecnr {
+namespace {
+
+constexpr uint8_t kMagic[8] = {'E', 'C', 'N', 'R', 0x89, '\r', '\n', 0x1A};
+constexpr uint64_t kPrefixBytes = 16;  // magic, version, section count
+constexpr uint64_t kTocEntryBytes = 32;
+constexpr uint64_t kTocCrcBytes = 4;
+constexpr uint64_t kMinArchiveBytes = kPrefixBytes + kTocCrcBytes;
+
+constexpr int kMaxLatentDim = 256, kMaxHidden = 1024, kMaxSineLayers = 16;
+constexpr int kMaxScales = 16;
+// A Scale payload's fixed fields: dims, halved flags, blockDims, mlpCount, precision, blockCount.
+constexpr uint64_t kScaleFixedBytes = 4 * 8 + 4 * 1 + 3 * 4 + 4 + 1 + 8;
+constexpr uint64_t kBlockRecordBytes = 5 * 4;
+
+uint64_t valueBytes(WeightPrecision p) { return p == WeightPrecision::Float16 ? 2 : 4; }
+
+/// a * b, or UINT64_MAX when it overflows (which no bounds check can then pass).
+uint64_t saturatingMul(uint64_t a, uint64_t b) {
+  return (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) ? std::numeric_limits<uint64_t>::max() : a * b;
+}
+
+/// Stored u32 counts are kept in ints; values beyond int become -1 so that the range checks refuse them.
+int toInt(uint32_t v) { return v > uint32_t(INT_MAX) ? -1 : int(v); }
+
+std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
+  switch (type) {
+    case SectionType::Header: return "header of array " + std::to_string(array);
+    case SectionType::Scale: return "scale " + std::to_string(scale) + " of array " + std::to_string(array);
+  }
+  return "section of type " + std::to_string(uint32_t(type)) + " of array " + std::to_string(array);
+}
+
+std::string sectionName(const SectionInfo& s) { return sectionName(s.type, s.array, s.scale); }
+
+bool isKnown(SectionType t) { return t == SectionType::Header || t == SectionType::Scale; }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Little-endian encoding. Bytes are assembled explicitly so the format does not depend on the host's byte order.
+
+class ByteWriter {
+public:
+  void u8(uint8_t v) { bytes_.push_back(v); }
+  void u32(uint32_t v) { put(v, 4); }
+  void u64(uint64_t v) { put(v, 8); }
+  void i64(int64_t v) { put(uint64_t(v), 8); }
+  void f32(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    put(b, 4);
+  }
+  void f64(double v) {
+    uint64_t b;
+    std::memcpy(&b, &v, 8);
+    put(b, 8);
+  }
+  void raw(const uint8_t* p, size_t n) { bytes_.insert(bytes_.end(), p, p + n); }
+  void string(const std::string& s) {
+    u32(uint32_t(s.size()));
+    raw(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  }
+  void values(const std::vector<float>& v, WeightPrecision p) {
+    for (float x : v) {
+      if (p == WeightPrecision::Float16)
+        put(floatToHalf(x), 2);
+      else
+        f32(x);
+    }
+  }
+  std::vector<uint8_t>& bytes() { return bytes_; }
+
+private:
+  void put(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes_.push_back(uint8_t(v >> (8 * i)));
+  }
+  std::vector<uint8_t> bytes_;
+};
+
+/// Reads one section (or the file prefix) with every read checked against its end.
+class ByteReader {
+public:
+  ByteReader(const uint8_t* data, uint64_t size, std::string name) : data_(data), size_(size), name_(std::move(name)) {}
+
+  uint8_t u8() { return *take(1); }
+  uint32_t u32() { return uint32_t(get(4)); }
+  uint64_t u64() { return get(8); }
+  int64_t i64() { return int64_t(get(8)); }
+  float f32() {
+    const uint32_t b = u32();
+    float v;
+    std::memcpy(&v, &b, 4);
+    return v;
+  }
+  double f64() {
+    const uint64_t b = u64();
+    double v;
+    std::memcpy(&v, &b, 8);
+    return v;
+  }
+  std::string string() {
+    const uint32_t n = u32();
+    const uint8_t* p = take(n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+  /// The guard before every resize: `count` elements of `elementBytes` must still be in the section.
+  void require(uint64_t count, uint64_t elementBytes) const {
+    if (saturatingMul(count, elementBytes) > remaining()) truncated();
+  }
+  void values(std::vector<float>& out, uint64_t count, WeightPrecision p) {
+    require(count, valueBytes(p));
+    out.resize(size_t(count));
+    for (float& x : out) x = p == WeightPrecision::Float16 ? halfToFloat(uint16_t(get(2))) : f32();
+  }
+  void finish() const {
+    if (remaining() != 0) fail("has " + std::to_string(remaining()) + " unexpected trailing bytes");
+  }
+  uint64_t remaining() const { return size_ - pos_; }
+  const std::string& name() const { return name_; }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error("archive section '" + name_ + "' " + what);
+  }
+
+private:
+  [[noreturn]] void truncated() const { fail("is truncated"); }
+  const uint8_t* take(uint64_t n) {
+    if (n > remaining()) truncated();
+    const uint8_t* p = data_ + pos_;
+    pos_ += n;
+    return p;
+  }
+  uint64_t get(int n) {
+    const uint8_t* p = take(uint64_t(n));
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= uint64_t(p[i]) << (8 * i);
+    return v;
+  }
+
+  const uint8_t* data_;
+  uint64_t size_;
+  uint64_t pos_ = 0;
+  std::string name_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Consistency rules, shared by the writer (so it never writes what the reader refuses) and the reader.
+// `where` starts every message: "archive section 'scale 1 of array 0'" or "cannot write archive: scale 1 ...".
+
+void checkDims(const Dims4& d, const std::string& where) {
+  try {
+    validateDims(d);
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
+  }
+}
+
+void checkHeader(const Model& m, int64_t scaleCount, const std::string& where) {
+  checkDims(m.dims, where);
+  const MlpShape& s = m.shape;
+  auto inRange = [&](int64_t v, int64_t lo, int64_t hi, const char* what) {
+    if (v < lo || v > hi)
+      throw Error(where + ": " + what + " " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]");
+  };
+  inRange(s.latentDim, 0, kMaxLatentDim, "latent size");
+  inRange(s.hidden, 1, kMaxHidden, "hidden width");
+  inRange(s.sineLayers, 1, kMaxSineLayers, "sine layer count");
+  inRange(scaleCount, 1, kMaxScales, "scale count");
+  if (!std::isfinite(s.omega0)) throw Error(where + ": omega0 is not finite");
+  if (!m.meta.times.empty() && int64_t(m.meta.times.size()) != m.dims.t)
+    throw Error(where + ": " + std::to_string(m.meta.times.size()) + " time values for " +
+                std::to_string(m.dims.t) + " time steps");
+}
+
+/// The fields that fix the sizes of everything after them.
+void checkScaleFixed(const ScaleModel& s, const Model& m, const std::string& where) {
+  checkDims(s.dims, where);
+  for (int a = 0; a < 4; ++a)
+    if (s.dims[a] > m.dims[a])
+      throw Error(where + ": scale dims " + s.dims.str() + " exceed the array's " + m.dims.str());
+  for (int a = 0; a < 3; ++a)
+    if (s.blockDims[a] < 1) throw Error(where + ": block size " + std::to_string(s.blockDims[a]) + " is invalid");
+  if (s.mlpCount < 0) throw Error(where + ": MLP count is invalid");
+  if (s.precision != WeightPrecision::Float32 && s.precision != WeightPrecision::Float16)
+    throw Error(where + ": unknown precision " + std::to_string(int(s.precision)));
+}
+
+/// Every record must point into the scale (block grid, time steps, MLPs), in strictly increasing (t, block)
+/// order, because the latent slot of a block is its position and the decoder looks blocks up by (t, block).
+void checkBlocks(const ScaleModel& s, const std::string& where) {
+  const auto grid = s.blockGrid();
+  const uint64_t gridCount = uint64_t(grid[0] * grid[1] * grid[2]);  // <= voxel count, which validateDims bounds
+  for (size_t i = 0; i < s.blocks.size(); ++i) {
+    const BlockRecord& b = s.blocks[i];
+    const std::string rec = where + ": block record " + std::to_string(i);
+    if (b.block >= gridCount)
+      throw Error(rec + " names block " + std::to_string(b.block) + " of " + std::to_string(gridCount));
+    if (b.t >= uint64_t(s.dims.t))
+      throw Error(rec + " names time step " + std::to_string(b.t) + " of " + std::to_string(s.dims.t));
+    if (b.mlp >= uint32_t(s.mlpCount))
+      throw Error(rec + " names MLP " + std::to_string(b.mlp) + " of " + std::to_string(s.mlpCount));
+    if (i > 0) {
+      const BlockRecord& p = s.blocks[i - 1];
+      if (b.t < p.t || (b.t == p.t && b.block <= p.block)) throw Error(rec + " is out of (t, block) order");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Writing
+
+void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
+  const std::string where = "cannot write archive: array " + std::to_string(array);
+  checkHeader(m, m.scaleCount(), where);
+  if (m.dims != first.dims)
+    throw Error(where + " has dims " + m.dims.str() + " but array 0 has " + first.dims.str());
+  if (m.meta.arrayName.size() > UINT32_MAX || m.preset.size() > UINT32_MAX) throw Error(where + ": name too long");
+  const MlpShape& shape = m.shape;
+  for (int i = 0; i < m.scaleCount(); ++i) {
+    const ScaleModel& s = m.scales[size_t(i)];
+    const std::string at = "cannot write archive: " + sectionName(SectionType::Scale, array, uint32_t(i));
+    checkScaleFixed(s, m, at);
+    checkBlocks(s, at);
+    auto expectSize = [&](size_t actual, int64_t expected, const std::string& what) {
+      if (int64_t(actual) != expected)
+        throw Error(at + ": " + what + " has " + std::to_string(actual) + " values, expected " +
+                    std::to_string(expected));
+    };
+    expectSize(s.latents.size(), int64_t(s.blocks.size()) * shape.latentDim, "latents");
+    expectSize(s.weights.size(), shape.layerCount(), "weights (layers)");
+    expectSize(s.biases.size(), shape.layerCount(), "biases (layers)");
+    for (int l = 0; l < shape.layerCount(); ++l) {
+      const int64_t fanOut = shape.fanOut(l), mlps = s.mlpCount;
+      expectSize(s.weights[size_t(l)].size(), mlps * shape.fanIn(l) * fanOut, "weights of layer " + std::to_string(l));
+      expectSize(s.biases[size_t(l)].size(), mlps * fanOut, "biases of layer " + std::to_string(l));
+    }
+  }
+}
+
+std::vector<uint8_t> headerPayload(const Model& m) {
+  ByteWriter w;
+  w.string(m.meta.arrayName);
+  for (int a = 0; a < 4; ++a) w.i64(m.dims[a]);
+  for (double v : m.meta.spacing) w.f64(v);
+  for (double v : m.meta.origin) w.f64(v);
+  w.u64(m.meta.times.size());
+  for (double v : m.meta.times) w.f64(v);
+  w.f32(m.dataMin);
+  w.f32(m.dataMax);
+  w.u32(uint32_t(m.shape.latentDim));
+  w.u32(uint32_t(m.shape.hidden));
+  w.u32(uint32_t(m.shape.sineLayers));
+  w.f32(m.shape.omega0);
+  w.u32(uint32_t(m.scaleCount()));
+  w.string(m.preset);
+  return std::move(w.bytes());
+}
+
+std::vector<uint8_t> scalePayload(const ScaleModel& s, const MlpShape& shape) {
+  ByteWriter w;
+  for (int a = 0; a < 4; ++a) w.i64(s.dims[a]);
+  for (bool h : s.halved) w.u8(h ? 1 : 0);
+  for (int b : s.blockDims) w.u32(uint32_t(b));
+  w.u32(uint32_t(s.mlpCount));
+  w.u8(uint8_t(s.precision));
+  w.u64(s.blocks.size());
+  for (const BlockRecord& b : s.blocks) {
+    w.u32(b.block);
+    w.u32(b.t);
+    w.u32(b.mlp);
+    w.f32(b.minValue);
+    w.f32(b.maxValue);
+  }
+  w.values(s.latents, s.precision);
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    w.values(s.weights[size_t(l)], s.precision);
+    w.values(s.biases[size_t(l)], s.precision);
+  }
+  return std::move(w.bytes());
+}
+
+struct PendingSection {
+  SectionInfo info;
+  std::vector<uint8_t> payload;
+};
+
+/// Prefix, table of contents and its checksum, then the payloads back to back in TOC order.
+std::vector<uint8_t> assemble(std::vector<PendingSection>& sections) {
+  ByteWriter w;
+  w.raw(kMagic, sizeof kMagic);
+  w.u32(kArchiveVersion);
+  w.u32(uint32_t(sections.size()));
+  uint64_t offset = kPrefixBytes + kTocEntryBytes * sections.size() + kTocCrcBytes;
+  for (PendingSection& s : sections) {
+    s.info.offset = offset;
+    s.info.length = s.payload.size();
+    s.info.crc = crc32c(s.payload.data(), s.payload.size());
+    offset += s.info.length;
+    w.u32(uint32_t(s.info.type));
+    w.u32(s.info.array);
+    w.u32(s.info.scale);
+    w.u32(s.info.crc);
+    w.u64(s.info.offset);
+    w.u64(s.info.length);
+  }
+  w.u32(crc32c(w.bytes().data(), w.bytes().size()));
+  w.bytes().reserve(size_t(offset));
+  for (const PendingSection& s : sections) w.raw(s.payload.data(), s.payload.size());
+  return std::move(w.bytes());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading: table of contents
+
+struct TableOfContents {
+  uint32_t version = 0;
+  std::vector<SectionInfo> sections;
+};
+
+/// Checks, in order: size, magic, version, section count against the file size, TOC checksum, and that the
+/// payloads tile the rest of the file exactly (contiguous, in TOC order, nothing after the last).
+TableOfContents readTableOfContents(const uint8_t* data, size_t size) {
+  if (size < kMinArchiveBytes) {
+    if (size < sizeof kMagic || std::memcmp(data, kMagic, sizeof kMagic) != 0)
+      throw Error("not an ECNR archive (" + std::to_string(size) + " bytes)");
+    throw Error("archive is truncated: " + std::to_string(size) + " bytes, the fixed prefix needs " +
+                std::to_string(kMinArchiveBytes));
+  }
+  if (std::memcmp(data, kMagic, sizeof kMagic) != 0) throw Error("not an ECNR archive");
+
+  ByteReader prefix(data + sizeof kMagic, kPrefixBytes - sizeof kMagic, "file prefix");
+  TableOfContents toc;
+  toc.version = prefix.u32();
+  if (toc.version == 0) throw Error("archive version 0 is invalid");
+  if (toc.version > kArchiveVersion)
+    throw Error("archive version " + std::to_string(toc.version) + " is newer than this reader (" +
+                std::to_string(kArchiveVersion) + ")");
+  const uint64_t count = prefix.u32();
+  const uint64_t maxCount = (size - kMinArchiveBytes) / kTocEntryBytes;
+  if (count > maxCount)
+    throw Error("archive table of contents lists " + std::to_string(count) + " sections but the file can hold " +
+                std::to_string(maxCount));
+
+  const uint64_t tocEnd = kPrefixBytes + count * kTocEntryBytes;
+  ByteReader entries(data + kPrefixBytes, tocEnd - kPrefixBytes + kTocCrcBytes, "table of contents");
+  entries.require(count, kTocEntryBytes);
+  toc.sections.resize(size_t(count));
+  for (SectionInfo& s : toc.sections) {
+    s.type = SectionType(entries.u32());
+    s.array = entries.u32();
+    s.scale = entries.u32();
+    s.crc = entries.u32();
+    s.offset = entries.u64();
+    s.length = entries.u64();
+  }
+  if (entries.u32() != crc32c(data, size_t(tocEnd))) throw Error("checksum mismatch in the table of contents");
+
+  // Requiring the payloads to tile the file leaves no unchecked gap in which corruption could hide.
+  uint64_t expected = tocEnd + kTocCrcBytes;
+  for (const SectionInfo& s : toc.sections) {
+    if (s.offset != expected)
+      throw Error("archive section '" + sectionName(s) + "' starts at byte " + std::to_string(s.offset) +
+                  ", expected " + std::to_string(expected));
+    if (s.length > size - expected)
+      throw Error("archive section '" + sectionName(s) + "' runs past the end of the file");
+    expected += s.length;
+  }
+  if (expected != size) throw Error("trailing bytes after the last section");
+  return toc;
+}
+
+/// The known sections of one array, located by the table of contents.
+struct ArrayLayout {
+  const SectionInfo* header = nullptr;
+  std::vector<const SectionInfo*> scales;  // by scale position
+};
+
+std::vector<ArrayLayout> groupByArray(const std::vector<SectionInfo>& sections) {
+  std::vector<ArrayLayout> arrays;
+  for (const SectionInfo& s : sections) {
+    if (!isKnown(s.type)) continue;  // a newer writer's extension: skipped
+    const std::string name = "archive section '" + sectionName(s) + "'";
+    // An array index can only be as large as the number of sections, which the file size bounds.
+    if (s.array >= sections.size()) throw Error(name + " names an array beyond the section count");
+    if (s.array >= arrays.size()) arrays.resize(s.array + 1);
+    ArrayLayout& a = arrays[s.array];
+    if (s.type == SectionType::Header) {
+      if (a.header) throw Error(name + " appears twice");
+      a.header = &s;
+      continue;
+    }
+    if (s.scale >= uint32_t(kMaxScales))
+      throw Error(name + " is beyond the maximum of " + std::to_string(kMaxScales) + " scales");
+    if (s.scale >= a.scales.size()) a.scales.resize(s.scale + 1, nullptr);
+    if (a.scales[s.scale]) throw Error(name + " appears twice");
+    a.scales[s.scale] = &s;
+  }
+  if (arrays.empty()) throw Error("archive holds no arrays");
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    if (!arrays[i].header) throw Error("archive has no header for array " + std::to_string(i));
+    for (size_t k = 0; k < arrays[i].scales.size(); ++k)
+      if (!arrays[i].scales[k])
+        throw Error("archive is missing " + sectionName(SectionType::Scale, uint32_t(i), uint32_t(k)));
+  }
+  return arrays;
+}
+
+void verifyChecksum(const uint8_t* data, const SectionInfo& s) {
+  if (crc32c(data + s.offset, size_t(s.length)) != s.crc)
+    throw Error("checksum mismatch in section '" + sectionName(s) + "'");
+}
+
+ByteReader openSection(const uint8_t* data, const SectionInfo& s) {
+  return ByteReader(data + s.offset, s.length, sectionName(s));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading: payloads
+
+Dims4 readDims(ByteReader& r) {
+  Dims4 d;
+  for (int a = 0; a < 4; ++a) d[a] = r.i64();
+  return d;
+}
+
+/// Header fields only; the caller checks the scale count against the table of contents.
+Model parseHeader(ByteReader& r, uint32_t& scaleCount) {
+  Model m;
+  m.meta.arrayName = r.string();
+  m.dims = readDims(r);
+  for (double& v : m.meta.spacing) v = r.f64();
+  for (double& v : m.meta.origin) v = r.f64();
+  const uint64_t timeCount = r.u64();
+  r.require(timeCount, 8);
+  m.meta.times.resize(size_t(timeCount));
+  for (double& v : m.meta.times) v = r.f64();
+  m.dataMin = r.f32();
+  m.dataMax = r.f32();
+  m.shape.latentDim = toInt(r.u32());
+  m.shape.hidden = toInt(r.u32());
+  m.shape.sineLayers = toInt(r.u32());
+  m.shape.omega0 = r.f32();
+  scaleCount = r.u32();
+  m.preset = r.string();
+  r.finish();
+  checkHeader(m, scaleCount, "archive section '" + r.name() + "'");
+  return m;
+}
+
+/// Reads the fields that size the rest of a Scale payload and returns the block count.
+uint64_t readScaleFixed(ByteReader& r, ScaleModel& s) {
+  s.dims = readDims(r);
+  for (bool& h : s.halved) {
+    const uint8_t v = r.u8();
+    if (v > 1) r.fail("has an invalid halved flag " + std::to_string(v));
+    h = v == 1;
+  }
+  for (int& b : s.blockDims) b = toInt(r.u32());
+  s.mlpCount = toInt(r.u32());
+  const uint8_t precision = r.u8();
+  if (precision > 1) r.fail("has an unknown precision " + std::to_string(precision));
+  s.precision = WeightPrecision(precision);
+  return r.u64();
+}
+
+ScaleModel parseScale(ByteReader& r, const Model& m) {
+  const std::string where = "archive section '" + r.name() + "'";
+  ScaleModel s;
+  const uint64_t blockCount = readScaleFixed(r, s);
+  checkScaleFixed(s, m, where);
+  r.require(blockCount, kBlockRecordBytes);
+  s.blocks.resize(size_t(blockCount));
+  for (BlockRecord& b : s.blocks) {
+    b.block = r.u32();
+    b.t = r.u32();
+    b.mlp = r.u32();
+    b.minValue = r.f32();
+    b.maxValue = r.f32();
+  }
+  checkBlocks(s, where);
+  const MlpShape& shape = m.shape;
+  r.values(s.latents, saturatingMul(blockCount, uint64_t(shape.latentDim)), s.precision);
+  s.weights.resize(size_t(shape.layerCount()));
+  s.biases.resize(size_t(shape.layerCount()));
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    const uint64_t fanOut = uint64_t(shape.fanOut(l)), mlps = uint64_t(s.mlpCount);
+    r.values(s.weights[size_t(l)], saturatingMul(mlps, uint64_t(shape.fanIn(l)) * fanOut), s.precision);
+    r.values(s.biases[size_t(l)], saturatingMul(mlps, fanOut), s.precision);
+  }
+  r.finish();
+  return s;
+}
+
+/// Adds a Scale section's components from its counts, without reading the block table or the values.
+void measureScale(ByteReader& r, const MlpShape& shape, ComponentBytes& bytes) {
+  ScaleModel s;
+  const uint64_t blockCount = readScaleFixed(r, s);
+  if (s.mlpCount < 0) r.fail("has an invalid MLP count");
+  const uint64_t element = valueBytes(s.precision);
+  const uint64_t table = saturatingMul(blockCount, kBlockRecordBytes);
+  const uint64_t latents = saturatingMul(saturatingMul(blockCount, uint64_t(shape.latentDim)), element);
+  const uint64_t weights = saturatingMul(saturatingMul(uint64_t(s.mlpCount), uint64_t(shape.paramsPerMlp())), element);
+  // Each term is checked on its own first so that their sum cannot overflow.
+  const uint64_t left = r.remaining();
+  if (table > left || latents > left || weights > left || table + latents + weights != left)
+    r.fail("does not match its counts");
+  bytes.blockTable += kScaleFixedBytes + table;
+  bytes.latents += latents;
+  bytes.weights += weights;
+}
+
+[[noreturn]] void systemError(const std::string& verb, const std::string& path, int err) {
+  throw Error("cannot " + verb + " " + path + ": " + std::strerror(err));
+}
+
+std::vector<uint8_t> readWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) systemError("open", path, errno);
+  std::vector<uint8_t> bytes;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) bytes.reserve(size_t(st.st_size));
+  uint8_t chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      systemError("read", path, err);
+    }
+    if (n == 0) break;
+    bytes.insert(bytes.end(), chunk, chunk + n);
+  }
+  ::close(fd);
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Atomic writing
+
+/// The process umask, read without changing it (umask() would race with other threads creating files).
+mode_t currentUmask() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Umask:", 0) == 0) return mode_t(std::stoul(line.substr(6), nullptr, 8));
+  return 022;
+}
+
+std::string parentDirectory(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// A mkstemp file next to the target; removed on destruction unless it was renamed over the target.
+class TempFile {
+public:
+  explicit TempFile(const std::string& target) : target_(target), name_(target + ".tmp-XXXXXX") {
+    fd_ = ::mkstemp(&name_[0]);
+    if (fd_ < 0) systemError("write", target_, errno);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(name_.c_str());
+  }
+
+  void write(const uint8_t* data, size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) systemError("write", target_, n < 0 ? errno : EIO);
+      data += n;
+      size -= size_t(n);
+    }
+  }
+  /// mkstemp creates the file 0600; give it the mode a plain create (or the file it replaces) would have.
+  void setMode() {
+    struct stat st;
+    const mode_t mode = ::stat(target_.c_str(), &st) == 0 ? (st.st_mode & 07777) : (0666 & ~currentUmask());
+    if (::fchmod(fd_, mode) != 0) systemError("write", target_, errno);
+  }
+  /// Flushes to disk before the rename so a crash never leaves a renamed but empty file.
+  void commit() {
+    if (::fsync(fd_) != 0) systemError("write", target_, errno);
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) systemError("write", target_, errno);
+    if (::rename(name_.c_str(), target_.c_str()) != 0) systemError("write", target_, errno);
+    committed_ = true;
+    syncDirectory();
+  }
+
+private:
+  // Best effort: makes the rename itself durable. Failure here does not undo a complete write.
+  void syncDirectory() const {
+    const int dir = ::open(parentDirectory(target_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+
+  std::string target_, name_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+
+std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
+  if (arrays.empty()) throw Error("cannot write archive: no arrays");
+  std::vector<PendingSection> sections;
+  for (size_t a = 0; a < arrays.size(); ++a) {
+    const Model& m = arrays[a];
+    checkArrayForWrite(m, arrays[0], uint32_t(a));
+    sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m)});
+    for (int s = 0; s < m.scaleCount(); ++s)
+      sections.push_back(
+          {{SectionType::Scale, uint32_t(a), uint32_t(s), 0, 0, 0}, scalePayload(m.scales[size_t(s)], m.shape)});
+  }
+  return assemble(sections);
+}
+
+std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales) {
+  const TableOfContents toc = readTableOfContents(data, size);
+  const std::vector<ArrayLayout> layout = groupByArray(toc.sections);
+  // A full read verifies every payload, extensions included; a preview touches only the sections it decodes.
+  if (maxScales < 0)
+    for (const SectionInfo& s : toc.sections)
+      if (!isKnown(s.type)) verifyChecksum(data, s);
+
+  std::vector<Model> arrays;
+  for (size_t a = 0; a < layout.size(); ++a) {
+    const ArrayLayout& l = layout[a];
+    verifyChecksum(data, *l.header);
+    ByteReader header = openSection(data, *l.header);
+    uint32_t scaleCount = 0;
+    Model m = parseHeader(header, scaleCount);
+    if (scaleCount != l.scales.size())
+      header.fail("declares " + std::to_string(scaleCount) + " scales but the archive has " +
+                  std::to_string(l.scales.size()));
+    if (a > 0 && m.dims != arrays[0].dims)
+      header.fail("has dims " + m.dims.str() + " but array 0 has " + arrays[0].dims.str());
+    const size_t load = maxScales < 0 ? l.scales.size() : std::min(l.scales.size(), size_t(maxScales));
+    for (size_t s = 0; s < load; ++s) {
+      verifyChecksum(data, *l.scales[s]);
+      ByteReader scale = openSection(data, *l.scales[s]);
+      m.scales.push_back(parseScale(scale, m));
+    }
+    arrays.push_back(std::move(m));
+  }
+  return arrays;
+}
+
+void writeArchive(const std::vector<Model>& arrays, const std::string& path) {
+  const std::vector<uint8_t> bytes = serializeArchive(arrays);
+  writeFileAtomic(path, bytes.data(), bytes.size());
+}
+
+std::vector<Model> readArchive(const std::string& path, int maxScales) {
+  const std::vector<uint8_t> bytes = readWholeFile(path);
+  try {
+    return parseArchive(bytes.data(), bytes.size(), maxScales);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
+  TableOfContents toc = readTableOfContents(data, size);
+  const std::vector<ArrayLayout> layout = groupByArray(toc.sections);
+  ArchiveSummary summary;
+  summary.version = toc.version;
+  summary.fileBytes = size;
+  summary.bytes.header = kPrefixBytes;
+  summary.bytes.toc = kTocEntryBytes * toc.sections.size() + kTocCrcBytes;
+  for (const ArrayLayout& l : layout) {
+    // The header is small and sizes the scales, so it is verified and decoded; scales are only measured.
+    verifyChecksum(data, *l.header);
+    ByteReader header = openSection(data, *l.header);
+    uint32_t scaleCount = 0;
+    const Model m = parseHeader(header, scaleCount);
+    for (const SectionInfo* s : l.scales) {
+      ByteReader scale = openSection(data, *s);
+      measureScale(scale, m.shape, summary.bytes);
+    }
+  }
+  // Header sections and extension sections are both metadata, so total() equals the file size.
+  for (const SectionInfo& s : toc.sections)
+    if (s.type != SectionType::Scale) summary.bytes.header += s.length;
+  summary.sections = std::move(toc.sections);
+  return summary;
+}
+
+ArchiveSummary summarizeArchive(const std::string& path) {
+  const std::vector<uint8_t> bytes = readWholeFile(path);
+  try {
+    return summarizeArchive(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+void writeFileAtomic(const std::string& path, const uint8_t* data, size_t size) {
+  TempFile tmp(path);
+  tmp.write(data, size);
+  tmp.setMode();
+  tmp.commit();
+}
+
+}  // namespace ecnr

@@ -1,0 +1,164 @@
+#include "ecnr/Decoder.h"
+
+#include <algorithm>
+
+#include "SirenCpu.h"
+#include "ecnr/Blocks.h"
+#include "ecnr/Pyramid.h"
+
+namespace ecnr {
+
+namespace {
+
+kernels::SirenView viewOf(const Model& model, const ScaleModel& s, uint32_t mlp) {
+  const MlpShape& shape = model.shape;
+  kernels::SirenView v;
+  v.inDim = shape.inputDim();
+  v.hidden = shape.hidden;
+  v.sineLayers = shape.sineLayers;
+  v.omega0 = shape.omega0;
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    v.W[l] = s.weights[size_t(l)].data() + size_t(mlp) * size_t(shape.fanIn(l) * shape.fanOut(l));
+    v.b[l] = s.biases[size_t(l)].data() + size_t(mlp) * size_t(shape.fanOut(l));
+  }
+  return v;
+}
+
+// Block records of time step tp (the table is sorted by (t, block)).
+std::pair<size_t, size_t> blocksOfStep(const ScaleModel& s, int64_t tp) {
+  auto lo = std::lower_bound(s.blocks.begin(), s.blocks.end(), tp,
+                             [](const BlockRecord& b, int64_t t) { return int64_t(b.t) < t; });
+  auto hi = std::upper_bound(lo, s.blocks.end(), tp, [](int64_t t, const BlockRecord& b) { return t < int64_t(b.t); });
+  return {size_t(lo - s.blocks.begin()), size_t(hi - s.blocks.begin())};
+}
+
+}  // namespace
+
+void addBlockOutputs(const Model& model, int p, int64_t tp, float* step) {
+  const ScaleModel& s = model.scales[size_t(p)];
+  const auto [first, last] = blocksOfStep(s, tp);
+  if (first == last) return;
+  const BlockGrid grid = makeBlockGrid(s.dims, s.blockDims);
+  const int L = model.shape.latentDim;
+  // Blocks of one step are disjoint, so they can be added in parallel.
+#pragma omp parallel
+  {
+    std::vector<float> out(size_t(grid.voxelsPerBlock()), 0.0f);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = int64_t(first); i < int64_t(last); ++i) {
+      const BlockRecord& r = s.blocks[size_t(i)];
+      const auto valid = grid.validDims(r.block);
+      kernels::evalSirenBlock(viewOf(model, s, r.mlp), s.latents.data() + size_t(i) * size_t(L), s.blockDims.data(),
+                              valid.data(), out.data());
+      // The network fits the block min-max normalized to [-1, 1]; clip, then map back.
+      const float half = 0.5f * (r.maxValue - r.minValue);
+      for (float& v : out) v = r.minValue + (std::clamp(v, -1.0f, 1.0f) + 1.0f) * half;
+      insertBlock(step, grid, r.block, out.data(), true);
+    }
+  }
+}
+
+Field reconstructScale(const Model& model, int p, const Field* coarser) {
+  const ScaleModel& s = model.scales[size_t(p)];
+  Field out = p == 0 ? Field(s.dims) : upsample(*coarser, model.scales[size_t(p - 1)].halved, s.dims);
+  for (int64_t t = 0; t < s.dims.t; ++t) addBlockOutputs(model, p, t, out.step(t));
+  return out;
+}
+
+Decoder::Decoder(const Model& model) : model_(model) {
+  if (model.scales.empty()) throw Error("archive has no scale to decode");
+}
+
+int Decoder::usedScales(int scales) const {
+  return scales < 0 || scales > model_.scaleCount() ? model_.scaleCount() : std::max(1, scales);
+}
+
+Field Decoder::toDataUnits(Field f) const {
+  for (float& v : f.values) v = model_.toData(v);
+  return f;
+}
+
+Field Decoder::upsampleToFull(Field f, int p) const {
+  // Space and time interpolation are separable and linear, so climbing scale by scale equals the decoder's path.
+  for (int q = p + 1; q < model_.scaleCount(); ++q) {
+    Dims4 target = model_.scales[size_t(q)].dims;
+    HalvedAxes h = model_.scales[size_t(q - 1)].halved;
+    if (f.dims.t == 1) {  // a single decoded step stays a single step: space only
+      target.t = 1;
+      h[3] = false;
+    }
+    f = upsample(f, h, target);
+  }
+  return f;
+}
+
+Field Decoder::decodeAll(int scales, bool fullResolution, const Progress* progress) {
+  const int used = usedScales(scales);
+  Field recon;
+  for (int p = 0; p < used; ++p) {
+    if (progress) {
+      progress->checkCancel();
+      progress->report(double(p) / used, "decoding scale " + std::to_string(p + 1) + "/" + std::to_string(used));
+    }
+    recon = reconstructScale(model_, p, p == 0 ? nullptr : &recon);
+  }
+  if (fullResolution && used < model_.scaleCount()) recon = upsampleToFull(std::move(recon), used - 1);
+  if (progress) progress->report(1.0, "decoded");
+  return toDataUnits(std::move(recon));
+}
+
+const std::vector<float>& Decoder::stepAt(int p, int64_t tp) {
+  const auto key = std::make_pair(p, tp);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second;
+  const ScaleModel& s = model_.scales[size_t(p)];
+  std::vector<float> step(size_t(s.dims.voxelsPerStep()), 0.0f);
+  if (p > 0) {
+    const ScaleModel& c = model_.scales[size_t(p - 1)];
+    const AxisLerp lt = coarsePosition(tp, s.dims.t, c.halved[3], true);
+    std::vector<float> mix = stepAt(p - 1, lt.i0);
+    if (lt.w1 != 0.0f) {
+      const std::vector<float>& b = stepAt(p - 1, lt.i1);
+      for (size_t i = 0; i < mix.size(); ++i) mix[i] += lt.w1 * (b[i] - mix[i]);
+    }
+    upsampleSpace(mix.data(), c.dims, c.halved, s.dims, step.data());
+  }
+  const auto range = blocksOfStep(s, tp);
+  blockEvaluations_ += int64_t(range.second - range.first);
+  addBlockOutputs(model_, p, tp, step.data());
+  return cache_.emplace(key, std::move(step)).first->second;
+}
+
+Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
+  if (t < 0 || t >= model_.dims.t)
+    throw Error("time step " + std::to_string(t) + " out of range [0, " + std::to_string(model_.dims.t) + ")");
+  const int used = usedScales(scales);
+  const int q = used - 1;
+  cache_.clear();
+  blockEvaluations_ = 0;
+  // Weights of scale q's time steps that make up original step t (time interpolation from the finest down).
+  std::map<int64_t, float> weights{{t, 1.0f}};
+  for (int p = model_.scaleCount() - 1; p > q; --p) {
+    const ScaleModel& fine = model_.scales[size_t(p)];
+    const ScaleModel& coarse = model_.scales[size_t(p - 1)];
+    std::map<int64_t, float> next;
+    for (const auto& [tp, w] : weights) {
+      const AxisLerp l = coarsePosition(tp, fine.dims.t, coarse.halved[3], true);
+      next[l.i0] += w * (1.0f - l.w1);
+      if (l.w1 != 0.0f) next[l.i1] += w * l.w1;
+    }
+    weights = std::move(next);
+  }
+  Dims4 d = model_.scales[size_t(q)].dims;
+  d.t = 1;
+  Field out(d);
+  for (const auto& [tq, w] : weights) {
+    const std::vector<float>& s = stepAt(q, tq);
+    for (size_t i = 0; i < s.size(); ++i) out.values[i] += w * s[i];
+  }
+  cache_.clear();
+  if (fullResolution && q + 1 < model_.scaleCount()) out = upsampleToFull(std::move(out), q);
+  return toDataUnits(std::move(out));
+}
+
+}  // namespace ecnr

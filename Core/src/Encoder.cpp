@@ -1,0 +1,208 @@
+#include "ecnr/Encoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "ecnr/Assignment.h"
+#include "ecnr/Blocks.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Ensemble.h"
+#include "ecnr/Pyramid.h"
+
+namespace ecnr {
+
+namespace {
+
+Field normalize(const Field& f, float lo, float hi) {
+  Field n(f.dims);
+  const float range = hi - lo;
+  for (size_t i = 0; i < f.values.size(); ++i) n.values[i] = range > 0 ? 2.0f * (f.values[i] - lo) / range - 1.0f : 0.0f;
+  return n;
+}
+
+// Features for k-means: the normalized block averaged down to at most ~512 values, so clustering cost does not
+// grow with the block size.
+std::vector<float> poolFeatures(const TrainingSet& set, int* dim) {
+  std::array<int, 3> f{1, 1, 1};
+  auto pooled = [&]() {
+    return int64_t((set.blockDims[0] + f[0] - 1) / f[0]) * ((set.blockDims[1] + f[1] - 1) / f[1]) *
+           ((set.blockDims[2] + f[2] - 1) / f[2]);
+  };
+  while (pooled() > 512) {
+    int axis = 0;  // halve the axis with the most pooled cells left
+    for (int k = 0; k < 3; ++k)
+      if (set.blockDims[size_t(k)] / f[size_t(k)] > set.blockDims[size_t(axis)] / f[size_t(axis)]) axis = k;
+    f[size_t(axis)] *= 2;
+  }
+  const std::array<int, 3> pd{(set.blockDims[0] + f[0] - 1) / f[0], (set.blockDims[1] + f[1] - 1) / f[1],
+                              (set.blockDims[2] + f[2] - 1) / f[2]};
+  *dim = pd[0] * pd[1] * pd[2];
+  const int64_t V = set.voxelsPerBlock();
+  std::vector<float> out(size_t(set.blockCount() * *dim), 0.0f);
+  std::vector<float> count(size_t(*dim), 0.0f);
+  for (int z = 0; z < set.blockDims[2]; ++z)
+    for (int y = 0; y < set.blockDims[1]; ++y)
+      for (int x = 0; x < set.blockDims[0]; ++x)
+        count[size_t((z / f[2] * pd[1] + y / f[1]) * pd[0] + x / f[0])] += 1;
+#pragma omp parallel for
+  for (int64_t b = 0; b < set.blockCount(); ++b) {
+    const float* src = set.values.data() + b * V;
+    float* dst = out.data() + b * *dim;
+    for (int z = 0; z < set.blockDims[2]; ++z)
+      for (int y = 0; y < set.blockDims[1]; ++y)
+        for (int x = 0; x < set.blockDims[0]; ++x)
+          dst[(z / f[2] * pd[1] + y / f[1]) * pd[0] + x / f[0]] += src[(int64_t(z) * set.blockDims[1] + y) * set.blockDims[0] + x];
+    for (int k = 0; k < *dim; ++k) dst[k] /= count[size_t(k)];
+  }
+  return out;
+}
+
+// Effective blocks of one scale's target: every block at the coarsest scale, elsewhere only those whose mean
+// squared residual exceeds the threshold. Fills the block table (min/max) and the normalized training values.
+void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, float threshold, ScaleModel& scale,
+                  TrainingSet& set, int64_t* totalBlocks) {
+  const int64_t V = grid.voxelsPerBlock();
+  std::vector<float> buf(static_cast<size_t>(V));
+  *totalBlocks = grid.blocksPerStep() * target.dims.t;
+  for (int64_t t = 0; t < target.dims.t; ++t) {
+    for (int64_t b = 0; b < grid.blocksPerStep(); ++b) {
+      extractBlock(target, grid, t, b, buf.data());
+      if (!keepAll && blockMeanSquare(grid, b, buf.data()) <= threshold) continue;
+      const auto [lo, hi] = std::minmax_element(buf.begin(), buf.end());
+      BlockRecord r;
+      r.block = uint32_t(b);
+      r.t = uint32_t(t);
+      r.minValue = *lo;
+      r.maxValue = *hi;
+      scale.blocks.push_back(r);
+      const float range = r.maxValue - r.minValue;
+      for (float v : buf) set.values.push_back(range > 0 ? 2.0f * (v - r.minValue) / range - 1.0f : 0.0f);
+      set.validDims.push_back(grid.validDims(b));
+    }
+  }
+}
+
+double psnrNormalized(const Field& target, const Field& recon) {
+  double se = 0;
+  for (size_t i = 0; i < target.values.size(); ++i) {
+    const double d = double(target.values[i]) - recon.values[i];
+    se += d * d;
+  }
+  const double mse = se / double(target.values.size());
+  return mse > 0 ? 20.0 * std::log10(2.0) - 10.0 * std::log10(mse) : 999.0;
+}
+
+// Share of the job's progress bar per scale: proportional to its training work (voxels x epochs).
+std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettings& r) {
+  const int S = int(plan.dims.size());
+  std::vector<double> w(static_cast<size_t>(S));
+  double sum = 0;
+  for (int p = 0; p < S; ++p) {
+    w[size_t(p)] = double(plan.dims[size_t(S - 1 - p)].count()) * std::max(1, r.epochs[size_t(p)]);
+    sum += w[size_t(p)];
+  }
+  for (double& x : w) x /= sum;
+  return w;
+}
+
+}  // namespace
+
+Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
+             EncodeReport* report) {
+  Timer timer;
+  validateDims(field.dims);
+  if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");
+  checkFinite(field);
+  if (!meta.times.empty() && int64_t(meta.times.size()) != field.dims.t)
+    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(field.dims.t) + " steps");
+  const ResolvedSettings r = resolveSettings(settings, field.dims);
+  const PyramidPlan plan = planPyramid(field.dims, r.s.scales, r.s.minAxisLength);
+  const int S = int(plan.dims.size());
+
+  Model model;
+  model.dims = field.dims;
+  model.meta = meta;
+  const auto [lo, hi] = std::minmax_element(field.values.begin(), field.values.end());
+  model.dataMin = *lo;
+  model.dataMax = *hi;
+  model.shape.latentDim = r.s.latentDim;
+  model.shape.hidden = r.s.hidden;
+  model.shape.sineLayers = r.s.sineLayers;
+  model.shape.omega0 = r.s.omega0;
+
+  // Pyramid of targets, finest first: V_0 = normalized input, V_{i+1} = D(V_i).
+  std::vector<Field> levels;
+  levels.push_back(normalize(field, model.dataMin, model.dataMax));
+  for (int i = 1; i < S; ++i) levels.push_back(downsample(levels.back(), plan.halved[size_t(i)]));
+
+  EncodeReport rep;
+  rep.blockDims = r.blockDims;
+  const std::vector<double> share = progressShares(plan, r);
+  double done = 0;
+  Field recon;
+  const bool constant = !(model.dataMax > model.dataMin);
+  for (int p = 0; p < S; ++p) {
+    const int i = S - 1 - p;  // plan index, 0 = finest
+    progress.checkCancel();
+    ScaleModel scale;
+    scale.dims = plan.dims[size_t(i)];
+    scale.halved = plan.halved[size_t(i)];  // relative to the next finer scale
+    scale.blockDims = r.blockDims;
+    scale.precision = r.s.precision;
+    const BlockGrid grid = makeBlockGrid(scale.dims, r.blockDims);
+    // Closed loop: the residual is taken against what the decoder will reconstruct, not the ideal coarse level.
+    Field target = levels[size_t(i)];
+    Field base = p == 0 ? Field(scale.dims) : upsample(recon, model.scales.back().halved, scale.dims);
+    for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= base.values[k];
+
+    TrainingSet set;
+    set.blockDims = r.blockDims;
+    ScaleReport sr;
+    sr.dims = scale.dims;
+    if (!constant) selectBlocks(target, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
+    int features = 0;
+    const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
+    set.mlpOfBlock = assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
+                                  r.s.seed + uint64_t(p), &set.mlpCount);
+    for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
+
+    TrainOptions o;
+    o.epochs = r.epochs[size_t(p)];
+    o.batchPerMlp = r.s.batchPerMlp;
+    o.learningRate = r.s.learningRate;
+    o.weightDecay = r.s.weightDecay;
+    o.seed = r.s.seed * 1000003ULL + uint64_t(p);
+    o.threads = r.s.threads;
+    o.device = r.s.device;
+    o.progressBegin = done;
+    o.progressEnd = done + share[size_t(p)];
+    o.label = "scale " + std::to_string(p + 1) + "/" + std::to_string(S);
+    std::ostringstream msg;
+    msg << o.label << ": " << scale.dims.str() << ", " << set.blockCount() << "/" << sr.totalBlocks
+        << " effective blocks, " << set.mlpCount << " MLPs";
+    progress.report(done, msg.str());
+    const TrainStats ts = trainEnsemble(set, model.shape, o, scale, progress);
+    applyStoragePrecision(scale, model.shape);
+    model.scales.push_back(std::move(scale));
+    recon = reconstructScale(model, p, p == 0 ? nullptr : &recon);
+    done += share[size_t(p)];
+
+    sr.effectiveBlocks = set.blockCount();
+    sr.mlps = set.mlpCount;
+    sr.epochs = o.epochs;
+    sr.trainSeconds = ts.seconds;
+    sr.trainLoss = ts.finalLoss;
+    sr.samplesPerSecond = ts.seconds > 0 ? double(ts.samples) / ts.seconds : 0;
+    sr.psnrAfter = psnrNormalized(levels[size_t(i)], recon);
+    std::ostringstream fin;
+    fin << o.label << " done: PSNR " << sr.psnrAfter << " dB at this scale, " << ts.seconds << " s";
+    progress.report(done, fin.str());
+    rep.scales.push_back(sr);
+  }
+  rep.seconds = timer.seconds();
+  if (report) *report = rep;
+  return model;
+}
+
+}  // namespace ecnr

@@ -1,0 +1,37 @@
+#include "ecnr/Model.h"
+
+#include "ecnr/Half.h"
+
+namespace ecnr {
+
+int64_t MlpShape::paramsPerMlp() const {
+  int64_t n = 0;
+  for (int l = 0; l < layerCount(); ++l) n += int64_t(fanIn(l)) * fanOut(l) + fanOut(l);
+  return n;
+}
+
+std::array<int64_t, 3> ScaleModel::blockGrid() const {
+  return {(dims.x + blockDims[0] - 1) / blockDims[0], (dims.y + blockDims[1] - 1) / blockDims[1],
+          (dims.z + blockDims[2] - 1) / blockDims[2]};
+}
+
+float Model::toData(float normalized) const {
+  return dataMin + (normalized + 1.0f) * 0.5f * (dataMax - dataMin);
+}
+
+float Model::toNormalized(float value) const {
+  const float range = dataMax - dataMin;
+  return range > 0 ? 2.0f * (value - dataMin) / range - 1.0f : 0.0f;
+}
+
+void applyStoragePrecision(ScaleModel& scale, const MlpShape&) {
+  if (scale.precision != WeightPrecision::Float16) return;
+  auto round = [](std::vector<float>& v) {
+    for (float& x : v) x = roundToHalf(x);
+  };
+  for (auto& w : scale.weights) round(w);
+  for (auto& b : scale.biases) round(b);
+  round(scale.latents);
+}
+
+}  // namespace ecnr

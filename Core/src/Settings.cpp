@@ -1,0 +1,80 @@
+#include "ecnr/Settings.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ecnr/Pyramid.h"
+#include "ecnr/SizeModel.h"
+
+namespace ecnr {
+
+EncoderSettings presetSettings(const std::string& name) {
+  EncoderSettings s;
+  if (name == "fast") {
+    s.epochs = {20, 20, 25};
+    s.targetRatio = 80;
+  } else if (name == "default" || name.empty()) {
+    s.epochs = {60, 60, 80};
+  } else if (name == "quality") {
+    s.epochs = {150, 150, 200};
+    s.targetRatio = 50;
+    s.precision = WeightPrecision::Float32;
+  } else {
+    throw Error("unknown preset '" + name + "' (expected fast, default or quality)");
+  }
+  return s;
+}
+
+namespace {
+
+// Stretches a per-scale list (coarsest first) to n entries by repeating its last value.
+std::vector<int> fitToScales(std::vector<int> v, int n) {
+  if (v.empty()) return v;
+  v.resize(size_t(n), v.back());
+  return v;
+}
+
+std::vector<int> defaultBlocksPerMlp(int scales, bool series) {
+  std::vector<int> b;
+  for (int p = 0; p < scales; ++p) {
+    // Coarsest gets the fewest blocks per MLP (it carries the content); counts double towards the finest.
+    const int finestValue = series ? 32 : 4;
+    b.push_back(std::max(1, finestValue >> (scales - 1 - p)));
+  }
+  return b;
+}
+
+}  // namespace
+
+ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
+  validateDims(dims);
+  if (in.scales < 1 || in.scales > 8) throw Error("scales must be in [1, 8]");
+  if (in.latentDim < 0 || in.latentDim > 256) throw Error("latent size must be in [0, 256]");
+  if (in.hidden < 1 || in.hidden > 1024) throw Error("hidden width must be in [1, 1024]");
+  if (in.sineLayers < 1 || in.sineLayers > 16) throw Error("sine layers must be in [1, 16]");
+  if (!(in.threshold >= 0)) throw Error("threshold must be >= 0");
+  if (in.batchPerMlp < 16) throw Error("batch per MLP must be >= 16");
+  ResolvedSettings r;
+  r.s = in;
+  const PyramidPlan plan = planPyramid(dims, in.scales, in.minAxisLength);
+  const int scales = int(plan.dims.size());
+  r.s.scales = scales;
+  r.blocksPerMlp = in.blocksPerMlp.empty() ? defaultBlocksPerMlp(scales, dims.t > 1)
+                                           : fitToScales(in.blocksPerMlp, scales);
+  for (int b : r.blocksPerMlp)
+    if (b < 1) throw Error("blocks per MLP must be >= 1");
+  r.epochs = fitToScales(in.epochs.empty() ? presetSettings("default").epochs : in.epochs, scales);
+  for (int e : r.epochs)
+    if (e < 0) throw Error("epochs must be >= 0");
+  r.blockDims = in.blockDims;
+  if (r.blockDims[0] <= 0 || r.blockDims[1] <= 0 || r.blockDims[2] <= 0) {
+    r.blockDims = chooseBlockDims(dims, r);
+  }
+  for (int a = 0; a < 3; ++a) {
+    if (r.blockDims[a] < 1) throw Error("block dims must be >= 1");
+    r.blockDims[a] = int(std::min<int64_t>(r.blockDims[a], dims[a]));
+  }
+  return r;
+}
+
+}  // namespace ecnr
