@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ECNR needs (idempotent), configures and builds into ./build.
-# Usage: scripts/setup.sh [extra cmake arguments]
+# Usage: scripts/setup.sh [extra cmake arguments]   (-DECNR_BUILD_PARAVIEW=ON also installs ParaView 5.11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-pthread libpng-dev libzstd-dev
           libxxhash-dev googletest libgtest-dev libbenchmark-dev libzfp-dev)
+# With -DECNR_BUILD_PARAVIEW=ON: Debian's ParaView 5.11 (its own VTK; never libvtk9-dev), the -dev packages its
+# full CMake config asks for (Qt, for the writer's size-estimate widget), and what the ParaView tests run
+# (mpiexec for pvbatch pieces, Xvfb for rendering).
+if [[ " $* " == *" -DECNR_BUILD_PARAVIEW=ON "* ]]; then
+  packages+=(paraview paraview-dev python3-paraview python3-numpy
+             libqt5svg5-dev libutfcpp-dev qttools5-dev libxml2-dev libhdf5-dev libogg-dev libtheora-dev
+             libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgl2ps-dev libnetcdf-dev libgdal-dev
+             libopenmpi-dev libglew-dev libdouble-conversion-dev libfreetype-dev qtxmlpatterns5-dev-tools
+             openmpi-bin xvfb xauth)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,7 +35,8 @@ compress options:
   --dims X,Y,Z[,T]         dims of a raw input          --array NAME        array of a multi-array .json
   --preset fast|default|quality (default: default)
   --scales S   --block X,Y,Z   --blocks-per-mlp a,b,c (coarsest first)   --epochs a,b,c (coarsest first)
-  --latent N   --hidden N   --threshold T   --batch N   --lr X   --precision f16|f32
+  --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
+  --range-weighting on|off (weight each block's loss by its value range; default on)
   --target-ratio R (chooses the block size when --block is not given)
   --seed N   --threads N   --device cpu|cuda   --quiet
 )";
@@ -125,6 +126,12 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--threshold")) s.threshold = float(parseNumber(a.get("--threshold"), "--threshold"));
   if (a.has("--batch")) s.batchPerMlp = int(parseNumber(a.get("--batch"), "--batch"));
   if (a.has("--lr")) s.learningRate = float(parseNumber(a.get("--lr"), "--lr"));
+  if (a.has("--lr-decay")) s.lrDecayFactor = float(parseNumber(a.get("--lr-decay"), "--lr-decay"));
+  if (a.has("--range-weighting")) {
+    const std::string v = a.get("--range-weighting");
+    if (v != "on" && v != "off") throw Error("--range-weighting must be on or off");
+    s.rangeWeightedLoss = v == "on";
+  }
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
   if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));

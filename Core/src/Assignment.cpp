@@ -138,7 +138,8 @@ int64_t assignNearest(const float* points, int64_t n, int dim, const DistanceKer
   {
     std::vector<float> buffer(size_t(kPointTile) * size_t(k));
     const float* rows[kPointTile];
-#pragma omp for schedule(static)
+    // Dynamic: a tile is about a millisecond of work, and a thread that loses its core gets no fixed share.
+#pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t first = t * kPointTile;
       const int count = int(std::min<int64_t>(kPointTile, n - first));
@@ -263,7 +264,7 @@ void visitDistanceRows(const DistanceKernel& kernel, const float* points, int di
   for (int64_t first = 0; first < n; first += batch) {
     const int64_t count = std::min(batch, n - first);
     const int64_t tiles = (count + kPointTile - 1) / kPointTile;
-#pragma omp parallel for schedule(static) if (worthThreads(count, k, dim))
+#pragma omp parallel for schedule(dynamic) if (worthThreads(count, k, dim))
     for (int64_t t = 0; t < tiles; ++t) {
       const int tileCount = int(std::min<int64_t>(kPointTile, count - t * kPointTile));
       const float* tile[kPointTile];

@@ -32,23 +32,35 @@ std::pair<size_t, size_t> blocksOfStep(const ScaleModel& s, int64_t tp) {
   return {size_t(lo - s.blocks.begin()), size_t(hi - s.blocks.begin())};
 }
 
+bool intersects(const BlockGrid& grid, int64_t block, const Extent& box) {
+  const auto o = grid.origin(block);
+  const auto v = grid.validDims(block);
+  for (int a = 0; a < 3; ++a)
+    if (o[size_t(a)] > box[size_t(2 * a + 1)] || o[size_t(a)] + v[size_t(a)] - 1 < box[size_t(2 * a)]) return false;
+  return true;
+}
+
 }  // namespace
 
-void addBlockOutputs(const Model& model, int p, int64_t tp, float* step) {
+int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box) {
   const ScaleModel& s = model.scales[size_t(p)];
   const auto [first, last] = blocksOfStep(s, tp);
-  if (first == last) return;
   const BlockGrid grid = makeBlockGrid(s.dims, s.blockDims);
+  std::vector<size_t> todo;
+  for (size_t i = first; i < last; ++i)
+    if (!box || intersects(grid, s.blocks[i].block, *box)) todo.push_back(i);
+  if (todo.empty()) return 0;
   const int L = model.shape.latentDim;
   // Blocks of one step are disjoint, so they can be added in parallel.
 #pragma omp parallel
   {
     std::vector<float> out(size_t(grid.voxelsPerBlock()), 0.0f);
 #pragma omp for schedule(dynamic, 4)
-    for (int64_t i = int64_t(first); i < int64_t(last); ++i) {
-      const BlockRecord& r = s.blocks[size_t(i)];
+    for (int64_t k = 0; k < int64_t(todo.size()); ++k) {
+      const size_t i = todo[size_t(k)];
+      const BlockRecord& r = s.blocks[i];
       const auto valid = grid.validDims(r.block);
-      kernels::evalSirenBlock(viewOf(model, s, r.mlp), s.latents.data() + size_t(i) * size_t(L), s.blockDims.data(),
+      kernels::evalSirenBlock(viewOf(model, s, r.mlp), s.latents.data() + i * size_t(L), s.blockDims.data(),
                               valid.data(), out.data());
       // The network fits the block min-max normalized to [-1, 1]; clip, then map back.
       const float half = 0.5f * (r.maxValue - r.minValue);
@@ -56,6 +68,7 @@ void addBlockOutputs(const Model& model, int p, int64_t tp, float* step) {
       insertBlock(step, grid, r.block, out.data(), true);
     }
   }
+  return int64_t(todo.size());
 }
 
 Field reconstructScale(const Model& model, int p, const Field* coarser) {
@@ -123,16 +136,50 @@ const std::vector<float>& Decoder::stepAt(int p, int64_t tp) {
     }
     upsampleSpace(mix.data(), c.dims, c.halved, s.dims, step.data());
   }
-  const auto range = blocksOfStep(s, tp);
-  blockEvaluations_ += int64_t(range.second - range.first);
-  addBlockOutputs(model_, p, tp, step.data());
+  blockEvaluations_ += addBlockOutputs(model_, p, tp, step.data(), regions_.empty() ? nullptr : &regions_[size_t(p)]);
   return cache_.emplace(key, std::move(step)).first->second;
 }
 
 Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
+  const int used = usedScales(scales);
+  regions_.clear();
+  Field out = assembleStep(t, used);
+  if (fullResolution && used < model_.scaleCount()) out = upsampleToFull(std::move(out), used - 1);
+  return toDataUnits(std::move(out));
+}
+
+Field Decoder::decodeRegion(int64_t t, const Extent& extent, int scales) {
+  for (int a = 0; a < 3; ++a)
+    if (extent[size_t(2 * a)] < 0 || extent[size_t(2 * a)] > extent[size_t(2 * a + 1)] ||
+        extent[size_t(2 * a + 1)] >= model_.dims[a])
+      throw Error("extent outside the grid " + model_.dims.str());
+  const int used = usedScales(scales);
+  // The box each scale must get right: the fine box widened to the coarse samples its interpolation reads.
+  regions_.assign(size_t(model_.scaleCount()), extent);
+  for (int p = model_.scaleCount() - 1; p > 0; --p) {
+    const ScaleModel& fine = model_.scales[size_t(p)];
+    const ScaleModel& coarse = model_.scales[size_t(p - 1)];
+    Extent& c = regions_[size_t(p - 1)];
+    for (int a = 0; a < 3; ++a) {
+      c[size_t(2 * a)] = coarsePosition(regions_[size_t(p)][size_t(2 * a)], fine.dims[a], coarse.halved[size_t(a)], false).i0;
+      c[size_t(2 * a + 1)] = coarsePosition(regions_[size_t(p)][size_t(2 * a + 1)], fine.dims[a], coarse.halved[size_t(a)], false).i1;
+    }
+  }
+  Field step = assembleStep(t, used);
+  regions_.clear();
+  if (used < model_.scaleCount()) step = upsampleToFull(std::move(step), used - 1);
+  Field out(Dims4{extent[1] - extent[0] + 1, extent[3] - extent[2] + 1, extent[5] - extent[4] + 1, 1});
+  for (int64_t z = 0; z < out.dims.z; ++z)
+    for (int64_t y = 0; y < out.dims.y; ++y) {
+      const float* src = step.values.data() + ((extent[4] + z) * model_.dims.y + extent[2] + y) * model_.dims.x + extent[0];
+      std::copy(src, src + out.dims.x, out.values.data() + (z * out.dims.y + y) * out.dims.x);
+    }
+  return toDataUnits(std::move(out));
+}
+
+Field Decoder::assembleStep(int64_t t, int used) {
   if (t < 0 || t >= model_.dims.t)
     throw Error("time step " + std::to_string(t) + " out of range [0, " + std::to_string(model_.dims.t) + ")");
-  const int used = usedScales(scales);
   const int q = used - 1;
   cache_.clear();
   blockEvaluations_ = 0;
@@ -157,8 +204,7 @@ Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
     for (size_t i = 0; i < s.size(); ++i) out.values[i] += w * s[i];
   }
   cache_.clear();
-  if (fullResolution && q + 1 < model_.scaleCount()) out = upsampleToFull(std::move(out), q);
-  return toDataUnits(std::move(out));
+  return out;
 }
 
 }  // namespace ecnr

@@ -9,6 +9,7 @@
 #include "ecnr/Decoder.h"
 #include "ecnr/Ensemble.h"
 #include "ecnr/Pyramid.h"
+#include "ecnr/SizeModel.h"
 
 namespace ecnr {
 
@@ -83,6 +84,34 @@ void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, floa
   }
 }
 
+// V_i - U(V_{i+1}) for every level but the coarsest, which is kept as it is: what each scale would have to fit
+// if the coarser scales were perfect. Used to predict how many blocks each scale keeps.
+std::vector<Field> openLoopResiduals(const std::vector<Field>& levels, const PyramidPlan& plan) {
+  std::vector<Field> res;
+  for (size_t i = 0; i + 1 < levels.size(); ++i) {
+    Field r = levels[i];
+    const Field up = upsample(levels[i + 1], plan.halved[i + 1], levels[i].dims);
+    for (size_t k = 0; k < r.values.size(); ++k) r.values[k] -= up.values[k];
+    res.push_back(std::move(r));
+  }
+  res.push_back(levels.back());
+  return res;
+}
+
+// (max - min)^2 per block, scaled to mean 1 so the learning rate keeps its meaning.
+std::vector<float> rangeWeights(const std::vector<BlockRecord>& blocks) {
+  std::vector<float> w;
+  double sum = 0;
+  for (const BlockRecord& b : blocks) {
+    const double r = double(b.maxValue) - b.minValue;
+    w.push_back(float(r * r));
+    sum += r * r;
+  }
+  const double mean = blocks.empty() ? 1.0 : sum / double(blocks.size());
+  for (float& x : w) x = mean > 0 ? float(x / mean) : 1.0f;
+  return w;
+}
+
 double psnrNormalized(const Field& target, const Field& recon) {
   double se = 0;
   for (size_t i = 0; i < target.values.size(); ++i) {
@@ -116,7 +145,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
   checkFinite(field);
   if (!meta.times.empty() && int64_t(meta.times.size()) != field.dims.t)
     throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(field.dims.t) + " steps");
-  const ResolvedSettings r = resolveSettings(settings, field.dims);
+  ResolvedSettings r = resolveSettings(settings, field.dims);
   const PyramidPlan plan = planPyramid(field.dims, r.s.scales, r.s.minAxisLength);
   const int S = int(plan.dims.size());
 
@@ -136,6 +165,8 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
   levels.push_back(normalize(field, model.dataMin, model.dataMax));
   for (int i = 1; i < S; ++i) levels.push_back(downsample(levels.back(), plan.halved[size_t(i)]));
 
+  const bool chooseBlocks = settings.blockDims[0] <= 0 || settings.blockDims[1] <= 0 || settings.blockDims[2] <= 0;
+  if (chooseBlocks) r.blockDims = chooseBlockDims(openLoopResiduals(levels, plan), r);
   EncodeReport rep;
   rep.blockDims = r.blockDims;
   const std::vector<double> share = progressShares(plan, r);
@@ -161,6 +192,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     ScaleReport sr;
     sr.dims = scale.dims;
     if (!constant) selectBlocks(target, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
+    if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
     int features = 0;
     const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
     set.mlpOfBlock = assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
@@ -172,6 +204,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     o.batchPerMlp = r.s.batchPerMlp;
     o.learningRate = r.s.learningRate;
     o.weightDecay = r.s.weightDecay;
+    o.lrDecayFactor = r.s.lrDecayFactor;
     o.seed = r.s.seed * 1000003ULL + uint64_t(p);
     o.threads = r.s.threads;
     o.device = r.s.device;

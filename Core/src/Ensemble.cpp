@@ -52,6 +52,7 @@ struct Sampler {
   torch::Tensor counts;     // (m) float
   torch::Tensor valid;      // (blocks, 3) float
   torch::Tensor values;     // (blocks * V)
+  torch::Tensor weights;    // (blocks) loss weight, undefined when all are 1
   std::array<int, 3> bd{};
   int64_t m = 0, batch = 0;
 
@@ -73,9 +74,10 @@ struct Sampler {
     for (auto& v : set.validDims) vd.insert(vd.end(), {float(v[0]), float(v[1]), float(v[2])});
     valid = torch::tensor(vd).view({set.blockCount(), 3});
     values = torch::from_blob(const_cast<float*>(set.values.data()), {int64_t(set.values.size())}, torch::kFloat);
+    if (!set.lossWeight.empty()) weights = torch::tensor(set.lossWeight);
   }
 
-  // Returns (block ids (m*B), coords (m, B, 3), targets (m, B)).
+  // Returns (block ids (m*B), coords (m, B, 3), targets (m, B)); per-sample weights come from sampleWeights().
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> draw() const {
     auto slot = (torch::rand({m, batch}) * counts.unsqueeze(1)).floor().to(torch::kLong);
     slot = torch::minimum(slot, (counts.to(torch::kLong) - 1).unsqueeze(1));
@@ -90,6 +92,10 @@ struct Sampler {
     auto offset = torch::tensor({bd[0] > 1 ? -1.0f : 0.0f, bd[1] > 1 ? -1.0f : 0.0f, bd[2] > 1 ? -1.0f : 0.0f});
     auto coords = (vox * scale + offset).view({m, batch, 3});
     return {blk, coords, target};
+  }
+
+  torch::Tensor sampleWeights(const torch::Tensor& blk) const {
+    return weights.defined() ? weights.index_select(0, blk).view({m, batch}) : torch::Tensor();
   }
 };
 
@@ -173,7 +179,8 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
     auto lat = latents.index_select(0, blk.to(dev)).view({m, o.batchPerMlp, shape.latentDim});
     auto x = torch::cat({coords.to(dev), lat}, 2);
     auto y = net.forward(x).squeeze(2);
-    auto loss = torch::mse_loss(y, target.to(dev));
+    auto w = sampler.sampleWeights(blk);
+    auto loss = w.defined() ? (w.to(dev) * (y - target.to(dev)).square()).mean() : torch::mse_loss(y, target.to(dev));
     adam.zero_grad();
     loss.backward();
     adam.step();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ecnr/Blocks.h"
 #include "ecnr/Model.h"
 #include "ecnr/Pyramid.h"
 
@@ -12,13 +13,87 @@ constexpr int64_t kBlockRecordBytes = 20;  // block, t, mlp, min, max
 constexpr int64_t kFixedBytes = 400;       // file prefix, table of contents, header
 }  // namespace
 
-SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const std::array<int, 3>& blockDims) {
-  const PyramidPlan plan = planPyramid(dims, r.s.scales, r.s.minAxisLength);
+namespace {
+
+MlpShape shapeOf(const ResolvedSettings& r) {
   MlpShape shape;
   shape.latentDim = r.s.latentDim;
   shape.hidden = r.s.hidden;
   shape.sineLayers = r.s.sineLayers;
+  return shape;
+}
+
+// Bytes of one scale with n kept blocks fitted by ceil(n / b) MLPs.
+int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
+  const MlpShape shape = shapeOf(r);
   const int64_t valueBytes = r.s.precision == WeightPrecision::Float16 ? 2 : 4;
+  const int64_t m = (n + b - 1) / b;
+  return 64 + m * shape.paramsPerMlp() * valueBytes + n * (kBlockRecordBytes + shape.latentDim * valueBytes);
+}
+
+// Blocks of a residual field whose mean square exceeds the threshold.
+int64_t keptBlocks(const Field& residual, const std::array<int, 3>& blockDims, float threshold) {
+  const BlockGrid g = makeBlockGrid(residual.dims, blockDims);
+  const int64_t nb = g.blocksPerStep();
+  int64_t kept = 0;
+#pragma omp parallel for reduction(+ : kept) schedule(dynamic, 8)
+  for (int64_t i = 0; i < nb * residual.dims.t; ++i) {
+    const int64_t t = i / nb, b = i % nb;
+    const auto o = g.origin(b);
+    const auto v = g.validDims(b);
+    double sum = 0;
+    for (int z = 0; z < v[2]; ++z)
+      for (int y = 0; y < v[1]; ++y) {
+        const float* row = residual.step(t) + ((o[2] + z) * g.dims.y + o[1] + y) * g.dims.x + o[0];
+        for (int x = 0; x < v[0]; ++x) sum += double(row[x]) * row[x];
+      }
+    kept += sum / double(g.validVoxels(b)) > threshold ? 1 : 0;
+  }
+  return kept;
+}
+
+// Candidate block edges, geometric so the search stays cheap.
+const int kEdges[] = {4, 5, 6, 7, 8, 10, 12, 14, 16, 18, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128};
+
+std::array<int, 3> edgeDims(const Dims4& dims, int edge) {
+  std::array<int, 3> bd;
+  for (int a = 0; a < 3; ++a) bd[size_t(a)] = int(std::min<int64_t>(edge, dims[a]));
+  return bd;
+}
+
+}  // namespace
+
+SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSettings& r,
+                          const std::array<int, 3>& blockDims) {
+  const int S = int(residuals.size());
+  SizeEstimate e;
+  e.bytes = kFixedBytes;
+  for (int i = 0; i < S; ++i) {
+    const Field& res = residuals[size_t(i)];
+    const BlockGrid g = makeBlockGrid(res.dims, blockDims);
+    const int64_t n = i == S - 1 ? g.blocksPerStep() * res.dims.t : keptBlocks(res, blockDims, r.s.threshold);
+    const int b = r.blocksPerMlp[size_t(S - 1 - i)];
+    e.blocks += n;
+    e.mlps += (n + b - 1) / b;
+    e.bytes += scaleBytes(r, n, b);
+  }
+  e.ratio = double(residuals.front().dims.count()) * 4.0 / double(e.bytes);
+  return e;
+}
+
+std::array<int, 3> chooseBlockDims(const std::vector<Field>& residuals, const ResolvedSettings& r) {
+  const Dims4& dims = residuals.front().dims;
+  std::array<int, 3> best = edgeDims(dims, 4);
+  for (int edge : kEdges) {
+    best = edgeDims(dims, edge);
+    if (edge >= std::max({dims.x, dims.y, dims.z})) break;
+    if (estimateSize(residuals, r, best).ratio >= r.s.targetRatio) break;
+  }
+  return best;
+}
+
+SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const std::array<int, 3>& blockDims) {
+  const PyramidPlan plan = planPyramid(dims, r.s.scales, r.s.minAxisLength);
   const int scales = int(plan.dims.size());
   SizeEstimate e;
   e.bytes = kFixedBytes;
@@ -27,23 +102,20 @@ SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const st
     int64_t n = d.t;
     for (int a = 0; a < 3; ++a) n *= (d[a] + blockDims[size_t(a)] - 1) / blockDims[size_t(a)];
     const int b = r.blocksPerMlp[size_t(scales - 1 - i)];  // blocksPerMlp is coarsest first
-    const int64_t m = (n + b - 1) / b;
     e.blocks += n;
-    e.mlps += m;
-    e.bytes += 64 + m * shape.paramsPerMlp() * valueBytes + n * (kBlockRecordBytes + shape.latentDim * valueBytes);
+    e.mlps += (n + b - 1) / b;
+    e.bytes += scaleBytes(r, n, b);
   }
   e.ratio = double(dims.count()) * 4.0 / double(e.bytes);
   return e;
 }
 
 std::array<int, 3> chooseBlockDims(const Dims4& dims, const ResolvedSettings& r) {
-  std::array<int, 3> best{1, 1, 1};
-  const int64_t longest = std::max({dims.x, dims.y, dims.z});
-  for (int edge = 4; edge <= 128 && edge <= std::max<int64_t>(4, longest); ++edge) {
-    std::array<int, 3> bd;
-    for (int a = 0; a < 3; ++a) bd[size_t(a)] = int(std::min<int64_t>(edge, dims[a]));
-    best = bd;
-    if (estimateSize(dims, r, bd).ratio >= r.s.targetRatio) break;
+  std::array<int, 3> best = edgeDims(dims, 4);
+  for (int edge : kEdges) {
+    best = edgeDims(dims, edge);
+    if (edge >= std::max({dims.x, dims.y, dims.z})) break;
+    if (estimateSize(dims, r, best).ratio >= r.s.targetRatio) break;
   }
   return best;
 }

@@ -150,3 +150,20 @@ TEST(EndToEnd, CancelStopsTheEncoder) {
   p.cancel();
   EXPECT_THROW(encode(f, GridMeta{}, smallSettings(), p), Cancelled);
 }
+
+TEST(EndToEnd, SubExtentEqualsTheCropOfTheFullStepAndTouchesFewerBlocks) {
+  const Encoded& e = encoded();
+  Decoder dec(e.model);
+  const int64_t t = 2;
+  const Field full = dec.decodeStep(t);
+  const int64_t allBlocks = dec.lastBlockEvaluations();
+  const Extent box{3, 9, 0, 5, 17, 23};
+  const Field part = dec.decodeRegion(t, box);
+  EXPECT_LT(dec.lastBlockEvaluations(), allBlocks);
+  ASSERT_EQ(part.dims, (Dims4{7, 6, 7, 1}));
+  for (int64_t z = 0; z < 7; ++z)
+    for (int64_t y = 0; y < 6; ++y)
+      for (int64_t x = 0; x < 7; ++x)
+        ASSERT_NEAR(part.at(x, y, z, 0), full.at(3 + x, y, 17 + z, 0), 1e-6) << x << "," << y << "," << z;
+  EXPECT_THROW(dec.decodeRegion(t, Extent{0, 24, 0, 1, 0, 1}), Error);
+}

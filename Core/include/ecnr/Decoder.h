@@ -3,6 +3,7 @@
 // (a coarse preview). Pure C++: no LibTorch.
 #pragma once
 
+#include <array>
 #include <map>
 #include <utility>
 #include <vector>
@@ -13,9 +14,13 @@
 
 namespace ecnr {
 
+/// Inclusive voxel box x0, x1, y0, y1, z0, z1.
+using Extent = std::array<int64_t, 6>;
+
 /// Adds the (normalized-unit) outputs of every effective block of scale p (coarse-first position) at time tp
-/// into `step`, a 3D array of that scale's dims. Shared by the decoder and the encoder's closed loop.
-void addBlockOutputs(const Model& model, int p, int64_t tp, float* step);
+/// into `step`, a 3D array of that scale's dims. Shared by the decoder and the encoder's closed loop. With a box,
+/// only blocks intersecting it are evaluated; returns the number of blocks evaluated.
+int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box = nullptr);
 
 /// Reconstruction of scale p in normalized units, all its time steps: U(coarser) + block outputs.
 /// coarser is the reconstruction of scale p-1 (nullptr for p = 0).
@@ -33,12 +38,19 @@ public:
   /// One time step t of the original time axis (result has t = 1). Touches only the coarse steps t depends on.
   Field decodeStep(int64_t t, int scales = -1, bool fullResolution = true);
 
-  /// Number of block evaluations done by the last decodeStep (for tests and benchmarks of random access).
+  /// Time step t restricted to `extent` (inclusive, original grid); the result has the extent's size and t = 1.
+  /// Only blocks whose footprint reaches the extent are evaluated, at every scale.
+  Field decodeRegion(int64_t t, const Extent& extent, int scales = -1);
+
+  /// Number of block evaluations done by the last decodeStep / decodeRegion (random-access tests, benchmarks).
   int64_t lastBlockEvaluations() const { return blockEvaluations_; }
 
 private:
   int usedScales(int scales) const;
   const std::vector<float>& stepAt(int p, int64_t tp);
+  Field assembleStep(int64_t t, int used);
+  /// Per scale, the box that must be exact to produce the requested region (empty: everything).
+  std::vector<Extent> regions_;
   Field toDataUnits(Field f) const;
   Field upsampleToFull(Field f, int p) const;
 

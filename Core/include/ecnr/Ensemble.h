@@ -20,6 +20,9 @@ struct TrainingSet {
   std::vector<float> values;                  ///< blocks * voxelsPerBlock, x fastest
   std::vector<int> mlpOfBlock;
   int mlpCount = 0;
+  /// Per block loss weight (empty = all 1). Blocks are fitted in normalized units; weighting by the block's
+  /// (max - min)^2 makes the loss the squared error in the scale's own units, so capacity goes where errors count.
+  std::vector<float> lossWeight;
 
   int64_t blockCount() const { return int64_t(validDims.size()); }
   int64_t voxelsPerBlock() const { return int64_t(blockDims[0]) * blockDims[1] * blockDims[2]; }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "ecnr/Field.h"
 #include "ecnr/Settings.h"
@@ -22,5 +23,14 @@ SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const st
 
 /// Smallest near-cubic block (flat axes stay 1) whose estimate reaches r.s.targetRatio.
 std::array<int, 3> chooseBlockDims(const Dims4& dims, const ResolvedSettings& r);
+
+/// Data-aware estimate: counts the blocks each scale would keep, judged on the open-loop residuals of the
+/// pyramid (residuals[i] = V_i - U(V_{i+1}), finest first; the last entry is the coarsest level itself, all kept).
+/// The encoder's closed-loop residuals are a little larger, so the real archive can be slightly bigger.
+SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSettings& r,
+                          const std::array<int, 3>& blockDims);
+
+/// Smallest near-cubic block whose data-aware estimate reaches r.s.targetRatio.
+std::array<int, 3> chooseBlockDims(const std::vector<Field>& residuals, const ResolvedSettings& r);
 
 }  // namespace ecnr
