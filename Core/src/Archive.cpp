@@ -18,6 +18,7 @@
 
 #include "ecnr/Checksum.h"
 #include "ecnr/Half.h"
+#include "ecnr/Pyramid.h"
 
 namespace ecnr {
 namespace {
@@ -187,6 +188,15 @@ void checkHeader(const Model& m, int64_t scaleCount, const std::string& where) {
   inRange(s.sineLayers, 1, kMaxSineLayers, "sine layer count");
   inRange(scaleCount, 1, kMaxScales, "scale count");
   if (!std::isfinite(s.omega0)) throw Error(where + ": omega0 is not finite");
+  // NaN or infinite metadata would decode to a silently wrong volume (or grid, or time axis).
+  if (!std::isfinite(m.dataMin) || !std::isfinite(m.dataMax) || m.dataMin > m.dataMax)
+    throw Error(where + ": data range [" + std::to_string(m.dataMin) + ", " + std::to_string(m.dataMax) +
+                "] is invalid");
+  for (int a = 0; a < 3; ++a)
+    if (!std::isfinite(m.meta.spacing[size_t(a)]) || !std::isfinite(m.meta.origin[size_t(a)]))
+      throw Error(where + ": spacing or origin is not finite");
+  for (double v : m.meta.times)
+    if (!std::isfinite(v)) throw Error(where + ": a time value is not finite");
   if (!m.meta.times.empty() && int64_t(m.meta.times.size()) != m.dims.t)
     throw Error(where + ": " + std::to_string(m.meta.times.size()) + " time values for " +
                 std::to_string(m.dims.t) + " time steps");
@@ -198,8 +208,12 @@ void checkScaleFixed(const ScaleModel& s, const Model& m, const std::string& whe
   for (int a = 0; a < 4; ++a)
     if (s.dims[a] > m.dims[a])
       throw Error(where + ": scale dims " + s.dims.str() + " exceed the array's " + m.dims.str());
+  // A block never exceeds the array's grid (the encoder clamps it); this also bounds a block's voxel count, which
+  // the decoder allocates, by the grid's own (64-bit safe) size.
   for (int a = 0; a < 3; ++a)
-    if (s.blockDims[a] < 1) throw Error(where + ": block size " + std::to_string(s.blockDims[a]) + " is invalid");
+    if (s.blockDims[a] < 1 || s.blockDims[a] > m.dims[a])
+      throw Error(where + ": block size " + std::to_string(s.blockDims[a]) + " is invalid for an axis of " +
+                  std::to_string(m.dims[a]));
   if (s.mlpCount < 0) throw Error(where + ": MLP count is invalid");
   if (s.precision != WeightPrecision::Float32 && s.precision != WeightPrecision::Float16)
     throw Error(where + ": unknown precision " + std::to_string(int(s.precision)));
@@ -219,11 +233,45 @@ void checkBlocks(const ScaleModel& s, const std::string& where) {
       throw Error(rec + " names time step " + std::to_string(b.t) + " of " + std::to_string(s.dims.t));
     if (b.mlp >= uint32_t(s.mlpCount))
       throw Error(rec + " names MLP " + std::to_string(b.mlp) + " of " + std::to_string(s.mlpCount));
+    if (!std::isfinite(b.minValue) || !std::isfinite(b.maxValue) || b.minValue > b.maxValue)
+      throw Error(rec + " has an invalid value range");
     if (i > 0) {
       const BlockRecord& p = s.blocks[i - 1];
       if (b.t < p.t || (b.t == p.t && b.block <= p.block)) throw Error(rec + " is out of (t, block) order");
     }
   }
+}
+
+/// The scales must form the pyramid the decoder walks: each coarser scale is the next finer one halved along the
+/// axes it flags, and the finest scale (when present: a preview holds only the coarsest) has the array's grid and
+/// halves nothing. The decoder indexes one scale's voxels with the dims of its neighbour, so a mismatch would
+/// read outside its buffers.
+void checkPyramid(const Model& m, bool complete, const std::string& where) {
+  for (size_t p = 0; p + 1 < m.scales.size(); ++p) {
+    const ScaleModel& coarse = m.scales[p];
+    const Dims4 expected = downsampledDims(m.scales[p + 1].dims, coarse.halved);
+    if (coarse.dims != expected)
+      throw Error(where + ": scale " + std::to_string(p) + " has dims " + coarse.dims.str() + " but halving scale " +
+                  std::to_string(p + 1) + " gives " + expected.str());
+  }
+  if (!complete || m.scales.empty()) return;
+  const ScaleModel& finest = m.scales.back();
+  if (finest.dims != m.dims)
+    throw Error(where + ": the finest scale has dims " + finest.dims.str() + " but the array has " + m.dims.str());
+  for (bool h : finest.halved)
+    if (h) throw Error(where + ": the finest scale is marked as halved");
+}
+
+/// Latents, weights and biases may not be NaN: a NaN parameter decodes to NaN voxels, a silently wrong volume.
+/// (Infinity is left alone: float16 storage rounds values beyond its range to it, and the writer keeps that.)
+void checkNoNaN(const ScaleModel& s, const std::string& where) {
+  auto scan = [&](const std::vector<float>& v, const std::string& what) {
+    for (float x : v)
+      if (std::isnan(x)) throw Error(where + ": " + what + " hold a NaN");
+  };
+  scan(s.latents, "latents");
+  for (size_t l = 0; l < s.weights.size(); ++l) scan(s.weights[l], "weights of layer " + std::to_string(l));
+  for (size_t l = 0; l < s.biases.size(); ++l) scan(s.biases[l], "biases of layer " + std::to_string(l));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -254,7 +302,9 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
       expectSize(s.weights[size_t(l)].size(), mlps * shape.fanIn(l) * fanOut, "weights of layer " + std::to_string(l));
       expectSize(s.biases[size_t(l)].size(), mlps * fanOut, "biases of layer " + std::to_string(l));
     }
+    checkNoNaN(s, at);
   }
+  checkPyramid(m, true, where);
 }
 
 std::vector<uint8_t> headerPayload(const Model& m) {
@@ -508,6 +558,18 @@ ScaleModel parseScale(ByteReader& r, const Model& m) {
     r.values(s.biases[size_t(l)], saturatingMul(mlps, fanOut), s.precision);
   }
   r.finish();
+  checkNoNaN(s, where);
+  return s;
+}
+
+/// The grid of a Scale section the caller does not load: dims, halved axes and block dims, no blocks, no MLPs.
+ScaleModel parseScaleGrid(ByteReader& r, const Model& m) {
+  ScaleModel s;
+  readScaleFixed(r, s);
+  checkScaleFixed(s, m, "archive section '" + r.name() + "'");
+  s.mlpCount = 0;
+  s.weights.assign(size_t(m.shape.layerCount()), {});
+  s.biases.assign(size_t(m.shape.layerCount()), {});
   return s;
 }
 
@@ -671,6 +733,13 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
       ByteReader scale = openSection(data, *l.scales[s]);
       m.scales.push_back(parseScale(scale, m));
     }
+    // A preview keeps the grids of the scales it skips (their fixed fields only, no blocks and no MLPs), so the
+    // decoder still climbs to the full grid: the skipped residuals simply decode to zero.
+    for (size_t s = load; s < l.scales.size(); ++s) {
+      ByteReader scale = openSection(data, *l.scales[s]);
+      m.scales.push_back(parseScaleGrid(scale, m));
+    }
+    checkPyramid(m, true, "archive array " + std::to_string(a));
     arrays.push_back(std::move(m));
   }
   return arrays;

@@ -15,6 +15,7 @@
 #include "ecnr/Archive.h"
 #include "ecnr/Checksum.h"
 #include "ecnr/Half.h"
+#include "ecnr/Pyramid.h"
 
 using namespace ecnr;
 
@@ -52,10 +53,10 @@ std::vector<float> randomValues(std::mt19937& rng, size_t n) {
   return v;
 }
 
-ScaleModel randomScale(std::mt19937& rng, const ModelSpec& spec, const Dims4& dims, bool finest) {
+ScaleModel randomScale(std::mt19937& rng, const ModelSpec& spec, const Dims4& dims, const HalvedAxes& halved) {
   ScaleModel s;
   s.dims = dims;
-  for (bool& h : s.halved) h = !finest && (rng() & 1u);
+  s.halved = halved;
   s.blockDims = spec.blockDims;
   s.mlpCount = 1 + int(rng() % 3);
   s.precision = spec.precision;
@@ -91,14 +92,12 @@ Model randomModel(std::mt19937& rng, const ModelSpec& spec) {
   m.dataMax = float(uniform(rng)) + 20.0f;
   m.shape = spec.shape;
   m.preset = "fast";
-  // Coarsest first: every coarser scale halves each axis (rounding up).
+  // Coarsest first: every coarser scale halves each axis, as the pyramid does (the reader checks this).
+  const HalvedAxes all{true, true, true, true};
   std::vector<Dims4> dims{spec.dims};
-  for (int i = 1; i < spec.scales; ++i) {
-    Dims4 d = dims.back();
-    for (int a = 0; a < 4; ++a) d[a] = (d[a] + 1) / 2;
-    dims.push_back(d);
-  }
-  for (int i = spec.scales - 1; i >= 0; --i) m.scales.push_back(randomScale(rng, spec, dims[size_t(i)], i == 0));
+  for (int i = 1; i < spec.scales; ++i) dims.push_back(downsampledDims(dims.back(), all));
+  for (int i = spec.scales - 1; i >= 0; --i)
+    m.scales.push_back(randomScale(rng, spec, dims[size_t(i)], i == 0 ? HalvedAxes{} : all));
   return m;
 }
 
@@ -386,11 +385,17 @@ TEST(Archive, MaxScalesReadsOnlyTheCoarsest) {
   for (int maxScales : {0, 1, 2}) {
     const std::vector<Model> back = parseArchive(bytes.data(), bytes.size(), maxScales);
     ASSERT_EQ(back.size(), 1u);
-    ASSERT_EQ(back[0].scaleCount(), maxScales);
+    ASSERT_EQ(back[0].scaleCount(), m.scaleCount());  // skipped scales keep their grid, without blocks or MLPs
     for (int s = 0; s < maxScales; ++s) expectScaleBitEqual(m.scales[size_t(s)], back[0].scales[size_t(s)]);
+    for (int s = maxScales; s < m.scaleCount(); ++s) {
+      EXPECT_EQ(back[0].scales[size_t(s)].dims, m.scales[size_t(s)].dims);
+      EXPECT_EQ(back[0].scales[size_t(s)].halved, m.scales[size_t(s)].halved);
+      EXPECT_TRUE(back[0].scales[size_t(s)].blocks.empty());
+      EXPECT_EQ(back[0].scales[size_t(s)].mlpCount, 0);
+    }
   }
   const std::vector<Model> coarse = parseArchive(bytes.data(), bytes.size(), 1);
-  EXPECT_EQ(coarse[0].scales[0].dims, (Dims4{5, 4, 3, 2}));
+  EXPECT_EQ(coarse[0].scales[0].dims, (Dims4{5, 4, 3, 3}));  // time keeps the even steps and the last: 6, 4, 3
   EXPECT_EQ(coarse[0].dims, m.dims);
 }
 

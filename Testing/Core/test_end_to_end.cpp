@@ -167,3 +167,15 @@ TEST(EndToEnd, SubExtentEqualsTheCropOfTheFullStepAndTouchesFewerBlocks) {
         ASSERT_NEAR(part.at(x, y, z, 0), full.at(3 + x, y, 17 + z, 0), 1e-6) << x << "," << y << "," << z;
   EXPECT_THROW(dec.decodeRegion(t, Extent{0, 24, 0, 1, 0, 1}), Error);
 }
+
+TEST(EndToEnd, CoarseOnlyReadDecodesThePreviewOnTheFullGrid) {
+  const Encoded& e = encoded();
+  const std::vector<uint8_t> bytes = serializeArchive({e.model});
+  const std::vector<Model> coarse = parseArchive(bytes.data(), bytes.size(), 1);
+  Decoder fromCoarse(coarse[0]);
+  const Field preview = fromCoarse.decodeAll();
+  EXPECT_EQ(preview.dims, e.original.dims);
+  EXPECT_EQ(preview.values, Decoder(e.model).decodeAll(1, true).values);
+  const Field part = fromCoarse.decodeRegion(1, Extent{0, 23, 0, 23, 20, 23});
+  EXPECT_EQ(part.dims, (Dims4{24, 24, 4, 1}));
+}

@@ -33,7 +33,9 @@ struct ComponentBytes {
 /// Serializes one or more arrays (same dims) into archive bytes.
 std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays);
 /// Parses archive bytes; every length, count and checksum is verified; errors name the section.
-/// maxScales < 0 loads every scale; otherwise only the coarsest maxScales scales of each array.
+/// maxScales < 0 loads every scale; otherwise only the coarsest maxScales scales of each array are decoded and
+/// checksummed. The finer scales then keep their grid (dims, halved axes, block dims) but no blocks and no
+/// MLPs, so a Decoder still produces the full grid: the coarse preview, upsampled.
 std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales = -1);
 
 /// Writes atomically: a temporary file in the same folder, flushed, then renamed over `path`.

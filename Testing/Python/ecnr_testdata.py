@@ -1,0 +1,65 @@
+"""Test data for the ParaView tests: the embedded Gray-Scott series (from `ecnr generate`) written as a .vti
+series with a .pvd index, so that it reaches the plugin through an ordinary ParaView reader."""
+import os
+import subprocess
+
+import numpy as np
+from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkIOXML import vtkXMLImageDataWriter
+
+SPACING = (0.5, 0.5, 0.75)
+ORIGIN = (1.0, -2.0, 3.0)
+
+
+def times(n):
+    return [0.5 + 0.25 * i for i in range(n)]
+
+
+def gray_scott_pvd(ecnr_cli, folder, size=(32, 32, 32, 6), extra_arrays=True):
+    """Writes folder/gs.pvd (+ gs_<i>.vti) and returns (pvd path, V as a (t, z, y, x) float32 array).
+    Arrays: V (float32, the generator's field); with extra_arrays also Vq (int16, V quantized: the integer
+    conversion path) and Grad (3 components: not compressible, skipped by default)."""
+    os.makedirs(folder, exist_ok=True)
+    npy = os.path.join(folder, "gs.npy")
+    subprocess.run([ecnr_cli, "generate", npy, "--size", ",".join(str(s) for s in size)], check=True,
+                   stdout=subprocess.DEVNULL)
+    v = np.load(npy).astype(np.float32)
+    if v.ndim == 3:
+        v = v[np.newaxis]
+    nt, nz, ny, nx = v.shape
+    entries = []
+    for i, t in enumerate(times(nt)):
+        img = vtkImageData()
+        img.SetDimensions(nx, ny, nz)
+        img.SetSpacing(*SPACING)
+        img.SetOrigin(*ORIGIN)
+        arr = numpy_to_vtk(v[i].ravel(), deep=1)
+        arr.SetName("V")
+        img.GetPointData().AddArray(arr)
+        img.GetPointData().SetActiveScalars("V")
+        if extra_arrays:
+            q = numpy_to_vtk(np.round(v[i].ravel() * 1000.0).astype(np.int16), deep=1)
+            q.SetName("Vq")
+            img.GetPointData().AddArray(q)
+            g = np.stack(np.gradient(v[i]), axis=-1).reshape(-1, 3).astype(np.float32)
+            ga = numpy_to_vtk(g, deep=1)
+            ga.SetName("Grad")
+            img.GetPointData().AddArray(ga)
+        name = "gs_%d.vti" % i
+        w = vtkXMLImageDataWriter()
+        w.SetFileName(os.path.join(folder, name))
+        w.SetInputData(img)
+        w.Write()
+        entries.append('    <DataSet timestep="%r" file="%s"/>' % (t, name))
+    pvd = os.path.join(folder, "gs.pvd")
+    with open(pvd, "w") as f:
+        f.write('<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n  <Collection>\n')
+        f.write("\n".join(entries) + "\n  </Collection>\n</VTKFile>\n")
+    return pvd, v
+
+
+def psnr(original, decoded):
+    rng = float(original.max() - original.min())
+    mse = float(np.mean((original.astype(np.float64) - decoded.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 20 * np.log10(rng) - 10 * np.log10(mse)

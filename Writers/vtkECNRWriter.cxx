@@ -1,0 +1,381 @@
+#include "vtkECNRWriter.h"
+
+#include "ECNRWriterSettings.h"
+
+#include "vtkDataArray.h"
+#include "vtkDataArraySelection.h"
+#include "vtkDataObject.h"
+#include "vtkErrorCode.h"
+#include "vtkImageData.h"
+#include "vtkInformation.h"
+#include "vtkInformationVector.h"
+#include "vtkMultiProcessController.h"
+#include "vtkObjectFactory.h"
+#include "vtkPointData.h"
+#include "vtkStreamingDemandDrivenPipeline.h"
+
+#include "ecnr/Archive.h"
+#include "ecnr/Encoder.h"
+
+#include <cstdio>
+#include <sstream>
+
+vtkStandardNewMacro(vtkECNRWriter);
+
+struct vtkECNRWriter::Internals
+{
+  std::vector<double> inputTimes;  // TIME_STEPS of the input (empty: no time)
+  int nextStep = 0;                // index of the step RequestUpdateExtent asks for
+  int rank = 0;
+  // Gathered while walking the steps (rank 0 only):
+  int extent[6] = { 0, -1, 0, -1, 0, -1 };
+  double spacing[3] = { 1, 1, 1 };
+  double origin[3] = { 0, 0, 0 };
+  std::vector<std::string> names;
+  std::vector<ecnr::Field> fields;
+  std::vector<double> times;
+
+  int stepCount(int writeAll) const
+  {
+    return writeAll && !this->inputTimes.empty() ? static_cast<int>(this->inputTimes.size()) : 1;
+  }
+};
+
+namespace
+{
+template <typename T>
+void toFloat(const T* src, float* dst, vtkIdType n)
+{
+  for (vtkIdType i = 0; i < n; ++i)
+  {
+    dst[i] = static_cast<float>(src[i]);
+  }
+}
+
+bool isConvertible(vtkDataArray* a)
+{
+  switch (a->GetDataType())
+  {
+    vtkTemplateMacro(return a->GetNumberOfComponents() == 1);
+    default:
+      return false;
+  }
+}
+}
+
+vtkECNRWriter::vtkECNRWriter()
+  : PointDataArraySelection(vtkDataArraySelection::New())
+  , Internal(new Internals)
+{
+  this->SetNumberOfInputPorts(1);
+  this->SetNumberOfOutputPorts(0);
+}
+
+vtkECNRWriter::~vtkECNRWriter()
+{
+  this->SetFileName(nullptr);
+  this->SetBlocksPerMLP(nullptr);
+  this->SetEpochs(nullptr);
+  this->SetDevice(nullptr);
+  this->PointDataArraySelection->Delete();
+  delete this->Internal;
+}
+
+int vtkECNRWriter::FillInputPortInformation(int, vtkInformation* info)
+{
+  info->Set(vtkAlgorithm::INPUT_REQUIRED_DATA_TYPE(), "vtkImageData");
+  return 1;
+}
+
+vtkTypeBool vtkECNRWriter::ProcessRequest(
+  vtkInformation* request, vtkInformationVector** inInfo, vtkInformationVector* outInfo)
+{
+  if (request->Has(vtkDemandDrivenPipeline::REQUEST_INFORMATION()))
+  {
+    return this->RequestInformation(request, inInfo, outInfo);
+  }
+  if (request->Has(vtkStreamingDemandDrivenPipeline::REQUEST_UPDATE_EXTENT()))
+  {
+    return this->RequestUpdateExtent(request, inInfo, outInfo);
+  }
+  return this->Superclass::ProcessRequest(request, inInfo, outInfo);
+}
+
+int vtkECNRWriter::RequestInformation(vtkInformation*, vtkInformationVector** inInfo, vtkInformationVector*)
+{
+  vtkInformation* in = inInfo[0]->GetInformationObject(0);
+  auto& d = *this->Internal;
+  d.inputTimes.clear();
+  if (in->Has(vtkStreamingDemandDrivenPipeline::TIME_STEPS()))
+  {
+    const double* t = in->Get(vtkStreamingDemandDrivenPipeline::TIME_STEPS());
+    d.inputTimes.assign(t, t + in->Length(vtkStreamingDemandDrivenPipeline::TIME_STEPS()));
+  }
+  vtkMultiProcessController* c = vtkMultiProcessController::GetGlobalController();
+  d.rank = c ? c->GetLocalProcessId() : 0;
+  return 1;
+}
+
+int vtkECNRWriter::RequestUpdateExtent(vtkInformation*, vtkInformationVector** inInfo, vtkInformationVector*)
+{
+  vtkInformation* in = inInfo[0]->GetInformationObject(0);
+  auto& d = *this->Internal;
+  if (d.stepCount(this->WriteTimeSteps) > 1)
+  {
+    in->Set(vtkStreamingDemandDrivenPipeline::UPDATE_TIME_STEP(), d.inputTimes[d.nextStep]);
+  }
+  // One encoder sees the whole grid: rank 0 asks for the whole extent, the other ranks for nothing.
+  int ext[6] = { 0, -1, 0, -1, 0, -1 };
+  if (d.rank == 0 && in->Has(vtkStreamingDemandDrivenPipeline::WHOLE_EXTENT()))
+  {
+    in->Get(vtkStreamingDemandDrivenPipeline::WHOLE_EXTENT(), ext);
+  }
+  in->Set(vtkStreamingDemandDrivenPipeline::UPDATE_EXTENT(), ext, 6);
+  in->Set(vtkStreamingDemandDrivenPipeline::UPDATE_PIECE_NUMBER(), 0);
+  in->Set(vtkStreamingDemandDrivenPipeline::UPDATE_NUMBER_OF_PIECES(), 1);
+  in->Set(vtkStreamingDemandDrivenPipeline::EXACT_EXTENT(), 1);
+  return 1;
+}
+
+void vtkECNRWriter::Fail(const char* message)
+{
+  vtkErrorMacro(<< message);
+  this->SetErrorCode(vtkErrorCode::UserError);
+  this->Internal->fields.clear();
+  this->Internal->names.clear();
+}
+
+int vtkECNRWriter::RequestData(vtkInformation* request, vtkInformationVector** inInfo, vtkInformationVector*)
+{
+  auto& d = *this->Internal;
+  const int steps = d.stepCount(this->WriteTimeSteps);
+  if (d.nextStep == 0)
+  {
+    this->SetErrorCode(vtkErrorCode::NoError);
+    d.fields.clear();
+    d.names.clear();
+    d.times.clear();
+  }
+  bool ok = !this->FileName || !*this->FileName ? (this->Fail("no FileName set"), false) : true;
+  ok = ok && this->AddStep(inInfo[0]->GetInformationObject(0));
+  if (ok && this->GetAbortExecute())
+  {
+    vtkWarningMacro("write cancelled; no file written");
+    ok = false;
+  }
+  ++d.nextStep;
+  if (ok && d.nextStep < steps)
+  {
+    request->Set(vtkStreamingDemandDrivenPipeline::CONTINUE_EXECUTING(), 1);
+    this->UpdateProgress(0.1 * d.nextStep / steps);
+    return 1;
+  }
+  request->Remove(vtkStreamingDemandDrivenPipeline::CONTINUE_EXECUTING());
+  d.nextStep = 0;
+  if (!ok)
+  {
+    return 0;
+  }
+  const bool written = d.rank != 0 || this->EncodeAndWrite();
+  d.fields.clear();
+  return written ? 1 : 0;
+}
+
+bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
+{
+  auto& d = *this->Internal;
+  if (d.rank != 0)
+  {
+    return true;
+  }
+  vtkImageData* image = vtkImageData::GetData(inInfo);
+  if (!image)
+  {
+    this->Fail("the input is not a vtkImageData");
+    return false;
+  }
+  int ext[6];
+  image->GetExtent(ext);
+  const vtkIdType n = image->GetNumberOfPoints();
+  vtkPointData* pd = image->GetPointData();
+  const int steps = this->Internal->stepCount(this->WriteTimeSteps);
+  if (d.nextStep == 0)
+  {
+    std::copy(ext, ext + 6, d.extent);
+    image->GetSpacing(d.spacing);
+    image->GetOrigin(d.origin);
+    if (n == 0)
+    {
+      this->Fail("the input image is empty");
+      return false;
+    }
+    const bool all = this->PointDataArraySelection->GetNumberOfArrays() == 0;
+    for (int i = 0; i < pd->GetNumberOfArrays(); ++i)
+    {
+      vtkAbstractArray* a = pd->GetAbstractArray(i);
+      if (!a->GetName() || (!all && !this->PointDataArraySelection->ArrayIsEnabled(a->GetName())))
+      {
+        continue;
+      }
+      vtkDataArray* da = vtkDataArray::SafeDownCast(a);
+      if (!da || !isConvertible(da))
+      {
+        std::ostringstream msg;
+        msg << "point array '" << a->GetName() << "' is " << a->GetDataTypeAsString() << " with "
+            << a->GetNumberOfComponents()
+            << " components: ECNR compresses 1-component float, double or integer arrays";
+        if (!all)
+        {
+          this->Fail(msg.str().c_str());
+          return false;
+        }
+        vtkWarningMacro(<< msg.str() << " (skipped)");
+        continue;
+      }
+      d.names.emplace_back(a->GetName());
+    }
+    if (d.names.empty())
+    {
+      this->Fail("no point array to write: the input has no selected 1-component numeric point array");
+      return false;
+    }
+    const ecnr::Dims4 dims{ ext[1] - ext[0] + 1, ext[3] - ext[2] + 1, ext[5] - ext[4] + 1, steps };
+    try
+    {
+      ecnr::validateDims(dims);
+      d.fields.assign(d.names.size(), ecnr::Field(dims));
+    }
+    catch (const std::exception& e)
+    {
+      this->Fail(e.what());
+      return false;
+    }
+  }
+  else if (!std::equal(ext, ext + 6, d.extent))
+  {
+    this->Fail("the input extent changes over time: ECNR needs one grid for the whole series");
+    return false;
+  }
+  double t = inInfo->Has(vtkStreamingDemandDrivenPipeline::UPDATE_TIME_STEP()) && steps > 1
+    ? inInfo->Get(vtkStreamingDemandDrivenPipeline::UPDATE_TIME_STEP())
+    : 0.0;
+  if (image->GetInformation()->Has(vtkDataObject::DATA_TIME_STEP()))
+  {
+    t = image->GetInformation()->Get(vtkDataObject::DATA_TIME_STEP());
+  }
+  d.times.push_back(t);
+  for (size_t i = 0; i < d.names.size(); ++i)
+  {
+    vtkDataArray* a = pd->GetArray(d.names[i].c_str());
+    if (!a || a->GetNumberOfTuples() != n || !isConvertible(a))
+    {
+      const std::string msg = "point array '" + d.names[i] + "' is missing or changed type at time " +
+        std::to_string(t);
+      this->Fail(msg.c_str());
+      return false;
+    }
+    float* dst = d.fields[i].step(d.nextStep);
+    switch (a->GetDataType())
+    {
+      vtkTemplateMacro(toFloat(static_cast<const VTK_TT*>(a->GetVoidPointer(0)), dst, n));
+    }
+  }
+  return true;
+}
+
+bool vtkECNRWriter::EncodeAndWrite()
+{
+  auto& d = *this->Internal;
+  ecnr::WriterKnobs k;
+  k.preset = this->Preset;
+  k.scales = this->Scales;
+  std::copy(this->BlockSize, this->BlockSize + 3, k.blockSize.begin());
+  k.blocksPerMlp = this->BlocksPerMLP ? this->BlocksPerMLP : "";
+  k.epochs = this->Epochs ? this->Epochs : "";
+  k.latentSize = this->LatentSize;
+  k.hiddenWidth = this->HiddenWidth;
+  k.threshold = this->Threshold;
+  k.targetRatio = this->TargetRatio;
+  k.device = this->Device ? this->Device : "";
+  k.seed = this->Seed;
+  k.threads = this->Threads;
+
+  ecnr::GridMeta meta;
+  for (int a = 0; a < 3; ++a)
+  {
+    meta.spacing[a] = d.spacing[a];
+    meta.origin[a] = d.origin[a] + d.extent[2 * a] * d.spacing[a];  // the archive's grid starts at index 0
+  }
+  meta.times = d.times;
+
+  const size_t arrays = d.names.size();
+  std::vector<ecnr::Model> models;
+  double psnrSum = 0;
+  try
+  {
+    const ecnr::EncoderSettings settings = ecnr::settingsFromKnobs(k);
+    for (size_t i = 0; i < arrays; ++i)
+    {
+      ecnr::Progress* self = nullptr;
+      ecnr::Progress progress([this, &self, i, arrays](double f, const std::string& message) {
+        this->SetProgressText(message.c_str());
+        this->UpdateProgress(0.1 + 0.9 * (static_cast<double>(i) + f) / static_cast<double>(arrays));
+        if (this->GetAbortExecute() && self)
+        {
+          self->cancel();
+        }
+      });
+      self = &progress;
+      meta.arrayName = d.names[i];
+      ecnr::EncodeReport report;
+      models.push_back(ecnr::encode(d.fields[i], meta, settings, progress, &report));
+      psnrSum += report.scales.empty() ? 0.0 : report.scales.back().psnrAfter;
+      d.fields[i] = ecnr::Field();  // free the input copy as soon as it is encoded
+    }
+    ecnr::writeArchive(models, this->FileName);
+    const double raw = 4.0 * static_cast<double>(models[0].dims.count()) * static_cast<double>(arrays);
+    this->AchievedRatio = raw / static_cast<double>(ecnr::summarizeArchive(this->FileName).fileBytes);
+    this->AchievedPSNR = psnrSum / static_cast<double>(arrays);
+  }
+  catch (const ecnr::Cancelled&)
+  {
+    vtkWarningMacro("write cancelled; " << this->FileName << " was not written");
+    this->SetErrorCode(vtkErrorCode::UserError);
+    return false;
+  }
+  catch (const std::exception& e)
+  {
+    this->Fail((std::string("cannot write ") + this->FileName + ": " + e.what()).c_str());
+    return false;
+  }
+  this->UpdateProgress(1.0);
+  std::ostringstream msg;
+  msg << "ECNR: wrote " << this->FileName << ": " << arrays << " array(s), " << d.times.size()
+      << " time step(s), compression ratio " << this->AchievedRatio << ":1, PSNR " << this->AchievedPSNR
+      << " dB (encoder, finest scale)\n";
+  vtkOutputWindowDisplayText(msg.str().c_str());
+  this->Modified();
+  return true;
+}
+
+void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
+{
+  this->Superclass::PrintSelf(os, indent);
+  os << indent << "FileName: " << (this->FileName ? this->FileName : "(none)") << "\n";
+  os << indent << "WriteTimeSteps: " << this->WriteTimeSteps << "\n";
+  os << indent << "Preset: " << this->Preset << "\n";
+  os << indent << "Scales: " << this->Scales << "\n";
+  os << indent << "BlockSize: " << this->BlockSize[0] << " " << this->BlockSize[1] << " "
+     << this->BlockSize[2] << "\n";
+  os << indent << "BlocksPerMLP: " << (this->BlocksPerMLP ? this->BlocksPerMLP : "") << "\n";
+  os << indent << "Epochs: " << (this->Epochs ? this->Epochs : "") << "\n";
+  os << indent << "LatentSize: " << this->LatentSize << "\n";
+  os << indent << "HiddenWidth: " << this->HiddenWidth << "\n";
+  os << indent << "Threshold: " << this->Threshold << "\n";
+  os << indent << "TargetRatio: " << this->TargetRatio << "\n";
+  os << indent << "Device: " << (this->Device ? this->Device : "cpu") << "\n";
+  os << indent << "Seed: " << this->Seed << "\n";
+  os << indent << "Threads: " << this->Threads << "\n";
+  os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
+  os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
+}
