@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-pthread libpng-dev libzstd-dev
-          libxxhash-dev googletest libgtest-dev libbenchmark-dev libzfp-dev)
+          libxxhash-dev googletest libgtest-dev libbenchmark-dev libzfp-dev
+          clang-14 libclang-rt-14-dev libomp-14-dev)  # clang: the fuzzers and the ASan/UBSan tests (.ci/run)
 # With -DECNR_BUILD_PARAVIEW=ON: Debian's ParaView 5.11 (its own VTK; never libvtk9-dev), the -dev packages its
 # full CMake config asks for (Qt, for the writer's size-estimate widget), and what the ParaView tests run
 # (mpiexec for pvbatch pieces, Xvfb for rendering).

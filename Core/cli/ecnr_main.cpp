@@ -1,5 +1,12 @@
 // ecnr: the command-line tool. compress | decompress | info | eval | generate | demo.
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
@@ -16,6 +23,7 @@
 #include "ecnr/Ensemble.h"
 #include "ecnr/Generator.h"
 #include "ecnr/Image.h"
+#include "ecnr/MemoryEstimate.h"
 #include "ecnr/Metrics.h"
 #include "ecnr/VolumeIO.h"
 
@@ -25,7 +33,8 @@ namespace {
 
 const char* kUsage = R"(usage:
   ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
-  ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution]
+  ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution] [--array NAME]
+                           [--memory-limit BYTES|off]
   ecnr info <input.ecnr>
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
   ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
@@ -38,7 +47,12 @@ compress options:
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
   --target-ratio R (chooses the block size when --block is not given)
-  --seed N   --threads N   --device cpu|cuda   --quiet
+  --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
+  --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
+  --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:
+                           the available memory (MemAvailable); off: no check
+
+An archive with several arrays: decompress and eval need --array NAME (ecnr info lists them).
 )";
 
 struct Args {
@@ -96,6 +110,68 @@ double parseNumber(const std::string& s, const std::string& what) {
   throw Error("bad value '" + s + "' for " + what);
 }
 
+/// The memory a job may use: --memory-limit, else MemAvailable (0 = no check).
+std::pair<uint64_t, std::string> memoryLimit(const Args& a) {
+  if (a.has("--memory-limit")) {
+    const std::string v = a.get("--memory-limit");
+    if (v == "off") return {0, ""};
+    return {parseByteSize(v), "--memory-limit"};
+  }
+  return {availableMemoryBytes(), "the available memory (MemAvailable)"};
+}
+
+/// Replaces NaN and +-Inf by `value`; returns how many were replaced.
+int64_t replaceNonFinite(Field& f, float value) {
+  int64_t n = 0;
+  for (float& v : f.values)
+    if (!std::isfinite(v)) v = value, ++n;
+  return n;
+}
+
+/// Fails before a long job if `path` cannot be created: its folder is missing, not writable, or on a read-only
+/// file system. The final write is still atomic and checked; this only avoids discovering it hours later.
+void checkWritable(const std::string& path) {
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(p, ec)) throw Error("cannot write " + path + ": it is a directory");
+  const std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  std::string probe = dir + "/.ecnr-probe-XXXXXX";
+  const int fd = ::mkstemp(&probe[0]);
+  if (fd < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+/// The array to decode: the only one, or the one named by --array (refused when several and none is named).
+const Model& chooseArray(const std::vector<Model>& arrays, const Args& a, const std::string& path) {
+  const std::string want = a.get("--array");
+  std::string names;
+  for (const Model& m : arrays) names += (names.empty() ? "'" : ", '") + m.meta.arrayName + "'";
+  if (want.empty()) {
+    if (arrays.size() == 1) return arrays.front();
+    throw Error(path + " holds " + std::to_string(arrays.size()) + " arrays (" + names +
+                "); choose one with --array NAME");
+  }
+  for (const Model& m : arrays)
+    if (m.meta.arrayName == want) return m;
+  throw Error("array '" + want + "' is not in " + path + " (it holds " + names + ")");
+}
+
+// Ctrl-C (SIGINT) or SIGTERM cancels a running job through Progress: the encoder stops at its next step and nothing
+// is written. A second signal acts as usual (SA_RESETHAND).
+volatile sig_atomic_t gInterrupted = 0;
+
+void onInterrupt(int) { gInterrupted = 1; }
+
+void cancelOnInterrupt() {
+  struct sigaction sa {};
+  sa.sa_handler = onInterrupt;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 // One progress line, rewritten in place on a terminal, with elapsed time and ETA.
 Progress::Callback progressPrinter(bool quiet) {
   auto timer = std::make_shared<Timer>();
@@ -110,6 +186,16 @@ Progress::Callback progressPrinter(bool quiet) {
     std::cerr << line.str() << std::endl;
   };
 }
+
+/// Progress that prints, and cancels itself when a signal arrived.
+class CliProgress : public Progress {
+public:
+  explicit CliProgress(bool quiet)
+      : Progress([this, print = progressPrinter(quiet)](double f, const std::string& m) {
+          print(f, m);
+          if (gInterrupted) cancel();
+        }) {}
+};
 
 EncoderSettings settingsFrom(const Args& a) {
   EncoderSettings s = presetSettings(a.get("--preset", "default"));
@@ -136,6 +222,7 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
   if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
   if (a.has("--device")) s.device = a.get("--device");
+  if (a.has("--trainer")) s.trainer = a.get("--trainer");
   if (a.has("--precision")) {
     const std::string p = a.get("--precision");
     if (p != "f16" && p != "f32") throw Error("--precision must be f16 or f32");
@@ -166,7 +253,7 @@ void printEncodeReport(const EncodeReport& r) {
 
 Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s, const std::string& out, bool quiet,
                  double* seconds) {
-  Progress progress(progressPrinter(quiet));
+  CliProgress progress(quiet);
   EncodeReport report;
   Timer t;
   Model m = encode(f, meta, s, progress, &report);
@@ -184,10 +271,21 @@ void printQuality(const ErrorStats& e) {
 
 int cmdCompress(const Args& a) {
   if (a.positional.size() != 2) throw Error("compress needs <input> <output.ecnr>");
+  const EncoderSettings settings = settingsFrom(a);
+  const auto [limit, limitName] = memoryLimit(a);
+  checkWritable(a.positional[1]);
   GridMeta meta;
   Field f = readInput(a.positional[0], a, &meta);
+  if (a.has("--replace-nonfinite")) {
+    const float value = float(parseNumber(a.get("--replace-nonfinite"), "--replace-nonfinite"));
+    const int64_t n = replaceNonFinite(f, value);
+    if (n > 0 && !a.has("--quiet")) std::cerr << "replaced " << n << " non-finite value(s) by " << value << "\n";
+  }
+  checkFinite(f);
+  checkMemory(estimateEncoderPeakBytes(f.dims, resolveSettings(settings, f.dims)), limit,
+              "compressing " + f.dims.str(), limitName);
   double seconds = 0;
-  compressTo(f, meta, settingsFrom(a), a.positional[1], a.has("--quiet"), &seconds);
+  compressTo(f, meta, settings, a.positional[1], a.has("--quiet"), &seconds);
   const auto bytes = std::filesystem::file_size(a.positional[1]);
   std::cout << "wrote " << a.positional[1] << ": " << bytes << " bytes, ratio " << std::fixed << std::setprecision(1)
             << double(f.dims.count()) * 4.0 / double(bytes) << ", " << seconds << " s\n";
@@ -205,9 +303,16 @@ int cmdDecompress(const Args& a) {
   const int scales = a.has("--scales") ? int(parseNumber(a.get("--scales"), "--scales")) : -1;
   Timer t;
   std::vector<Model> arrays = readArchive(a.positional[0], scales);
-  Decoder dec(arrays.front());
+  const Model& model = chooseArray(arrays, a, a.positional[0]);
   const bool full = !a.has("--coarse-resolution");
-  Progress progress(progressPrinter(a.has("--quiet")));
+  const auto [limit, limitName] = memoryLimit(a);
+  // The decode plus the output file's bytes (written from one buffer); one step needs a few steps' worth.
+  const uint64_t need = a.has("--timestep") ? uint64_t(model.dims.voxelsPerStep()) * 4 * 4
+                                            : estimateDecoderPeakBytes(model, scales, full) + uint64_t(model.dims.count()) * 4;
+  checkMemory(need, limit, "decoding " + model.dims.str(), limitName);
+  checkWritable(a.positional[1]);
+  Decoder dec(model);
+  CliProgress progress(a.has("--quiet"));
   Field f = a.has("--timestep") ? dec.decodeStep(int64_t(parseNumber(a.get("--timestep"), "--timestep")), scales, full)
                                 : dec.decodeAll(scales, full, &progress);
   writeOutput(f, a.positional[1]);
@@ -244,11 +349,8 @@ int cmdInfo(const Args& a) {
 
 Field decodedFor(const std::string& path, const Args& a) {
   if (std::filesystem::path(path).extension() == ".ecnr") {
-    std::vector<Model> arrays = readArchive(path);
-    const std::string want = a.get("--array");
-    for (const Model& m : arrays)
-      if (want.empty() || m.meta.arrayName == want) return Decoder(m).decodeAll();
-    throw Error("array '" + want + "' not in " + path);
+    const std::vector<Model> arrays = readArchive(path);
+    return Decoder(chooseArray(arrays, a, path)).decodeAll();
   }
   return readInput(path, a, nullptr);
 }
@@ -291,7 +393,7 @@ int cmdDemo(const Args& a) {
   Args opts = a;
   if (!opts.has("--preset")) opts.options["--preset"] = "fast";
   Timer t;
-  const Field f = generateGrayScott(generatorParams(a, Dims4{48, 48, 48, 12}));
+  const Field f = generateGrayScott(generatorParams(a, Dims4{64, 64, 64, 16}));
   std::cout << "generated Gray-Scott series " << f.dims.str() << " in " << std::fixed << std::setprecision(1)
             << t.seconds() << " s\n";
   const std::string archive = (out / "grayscott.ecnr").string();
@@ -321,6 +423,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
+  cancelOnInterrupt();
   try {
     const Args a = parseArgs(argc, argv, 2);
     if (cmd == "compress") return cmdCompress(a);

@@ -1,115 +1,162 @@
 #include "SirenCpu.h"
 
-#include <cmath>
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <stdexcept>
 #include <vector>
+
+#include "SirenIsa.h"
+
+// The portable copy of the vector helpers (this file has no -m flags), for fastSin.
+#define ECNR_KERNEL_ISA generic
+#include "SirenSimd.h"
 
 namespace ecnr {
 namespace kernels {
 
 namespace {
 
-constexpr int kChunk = 16;  // voxels per inner vector loop (one AVX-512 register of floats)
+constexpr float kInvPi = 0.318309886183790672f;
 
-inline float sinInline(float x) {
-  // Reduce by multiples of pi (three-part constant keeps the remainder exact to float precision), then an
-  // odd Taylor polynomial on [-pi/2, pi/2] (truncation error < 6e-8); the sign flips for odd multiples.
-  const float k = std::floor(x * 0.318309886183790672f + 0.5f);
-  float r = x - k * 3.140625f;
-  r = r - k * 9.67502593994140625e-4f;
-  r = r - k * 1.509957990978376432e-7f;
-  const float r2 = r * r;
-  const float p =
-      r + r * r2 * (-1.6666667e-1f + r2 * (8.3333333e-3f + r2 * (-1.9841270e-4f + r2 * (2.7557319e-6f + r2 * -2.5052108e-8f))));
-  const int odd = int(k) & 1;
-  return odd ? -p : p;
+std::atomic<const IsaKernels*> forcedKernels{nullptr};
+
+const IsaKernels& bestKernels() {
+  static const IsaKernels* best = isaSupported(Isa::Avx512) ? &avx512::kKernels
+                                  : isaSupported(Isa::Avx2) ? &avx2::kKernels
+                                                            : &generic::kKernels;
+  return *best;
 }
 
-// Scratch for one call: omega0-scaled weights (so the sine argument needs no extra multiply) and activations.
-struct Scratch {
-  std::vector<float> w, b, h0, h1;
+// Per thread: the prepared weights, the coordinates of the block's valid voxels and the outputs.
+struct DecodeScratch {
+  std::vector<float> w, coords, y, act;
+  std::array<int, 7> coordsKey{};  // block and valid dims, lanes of the coordinates in `coords`
 };
 
-void prepare(const SirenView& net, const float* latent, Scratch& s, std::vector<int>& wOffset) {
-  const int H = net.hidden, L = net.sineLayers;
-  s.w.clear();
-  s.b.clear();
-  wOffset.assign(size_t(L + 1), 0);
-  // Layer 0: coordinate rows only; the latent part is constant in a block, folded into the bias.
-  for (int l = 0; l <= L; ++l) {
-    const bool sine = l < L;
-    const int in = l == 0 ? 3 : H, out = l == L ? 1 : H;
-    const float scale = sine ? net.omega0 : 1.0f;
-    wOffset[size_t(l)] = int(s.w.size());
-    for (int i = 0; i < in * out; ++i) s.w.push_back(scale * net.W[l][i]);
-    for (int j = 0; j < out; ++j) {
-      float bias = net.b[l][j];
-      if (l == 0)
-        for (int k = 0; k < net.inDim - 3; ++k) bias += latent[k] * net.W[0][(3 + k) * H + j];
-      s.b.push_back(scale * bias);
-    }
-  }
-  s.h0.assign(size_t(H * kChunk), 0.0f);
-  s.h1.assign(size_t(H * kChunk), 0.0f);
-}
+int padded(int h) { return (h + 7) / 8 * 8; }
 
 }  // namespace
 
-float fastSin(float x) { return sinInline(x); }
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void evalSirenBlock(const SirenView& net, const float* latent, const int blockDims[3], const int validDims[3],
-                    float* out) {
-  thread_local Scratch s;
-  thread_local std::vector<int> wOffset;
-  prepare(net, latent, s, wOffset);
-  const int H = net.hidden, L = net.sineLayers;
-  const int bx = blockDims[0], by = blockDims[1], bz = blockDims[2];
-  auto coord = [](int i, int n) { return n > 1 ? 2.0f * float(i) / float(n - 1) - 1.0f : 0.0f; };
-  const int total = validDims[0] * validDims[1] * validDims[2];
-  float cx[kChunk], cy[kChunk], cz[kChunk], y[kChunk];
-  int dst[kChunk];
-  for (int start = 0; start < total; start += kChunk) {
-    const int n = std::min(kChunk, total - start);
-    for (int v = 0; v < kChunk; ++v) {
-      const int i = start + std::min(v, n - 1);  // tail lanes repeat the last voxel
-      const int x = i % validDims[0], yy = (i / validDims[0]) % validDims[1], z = i / (validDims[0] * validDims[1]);
-      cx[v] = coord(x, bx);
-      cy[v] = coord(yy, by);
-      cz[v] = coord(z, bz);
-      dst[v] = (z * by + yy) * bx + x;
-    }
-    float* h = s.h0.data();
-    float* g = s.h1.data();
-    const float* W0 = s.w.data() + wOffset[0];
-    for (int j = 0; j < H; ++j) {
-      const float a = W0[j], bb = W0[H + j], c = W0[2 * H + j], bias = s.b[size_t(j)];
-#pragma omp simd
-      for (int v = 0; v < kChunk; ++v) h[j * kChunk + v] = sinInline(bias + a * cx[v] + bb * cy[v] + c * cz[v]);
-    }
-    for (int l = 1; l <= L; ++l) {
-      const float* W = s.w.data() + wOffset[size_t(l)];
-      const float* B = s.b.data() + (l * H);
-      const int outN = l == L ? 1 : H;
-      for (int j = 0; j < outN; ++j) {
-        float acc[kChunk];
-        for (int v = 0; v < kChunk; ++v) acc[v] = B[j];
-        for (int i = 0; i < H; ++i) {
-          const float w = W[i * outN + j];
-#pragma omp simd
-          for (int v = 0; v < kChunk; ++v) acc[v] += w * h[i * kChunk + v];
-        }
-        if (l == L) {
-          for (int v = 0; v < kChunk; ++v) y[v] = acc[v];
-        } else {
-#pragma omp simd
-          for (int v = 0; v < kChunk; ++v) g[j * kChunk + v] = sinInline(acc[v]);
-        }
-      }
-      std::swap(h, g);
-    }
-    for (int v = 0; v < n; ++v) out[dst[v]] = y[v];
+bool isaSupported(Isa isa) {
+  switch (isa) {
+    case Isa::Auto:
+    case Isa::Generic:
+      return true;
+#if defined(ECNR_HAVE_X86_KERNELS)
+    case Isa::Avx2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::Avx512:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#endif
+    default:
+      return false;
   }
-  (void)bz;
+}
+
+const IsaKernels& activeKernels() {
+  const IsaKernels* k = forcedKernels.load(std::memory_order_relaxed);
+  return k ? *k : bestKernels();
+}
+
+bool forceIsa(Isa isa) {
+  if (!isaSupported(isa)) return false;
+  forcedKernels.store(isa == Isa::Auto      ? nullptr
+                      : isa == Isa::Generic ? &generic::kKernels
+                      : isa == Isa::Avx2    ? &avx2::kKernels
+                                            : &avx512::kKernels);
+  return true;
+}
+
+float fastSin(float x) { return generic::sinPiFast(generic::Vec::set1(x * kInvPi))[0]; }
+
+void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims[3], const int validDims[3],
+                    float* out) {
+  const int H = v.hidden, S = v.sineLayers, Hp = padded(H);
+  if (H < 1 || Hp > 1024 || S < 1 || S > kMaxSineLayers || v.inDim < 3)
+    throw std::invalid_argument("evalSirenBlock: unsupported MLP shape");
+  const IsaKernels& k = activeKernels();
+  thread_local DecodeScratch s;
+  // Weights: sine layers scaled by omega0 / pi, the latent part of layer 0 folded into its bias.
+  const float scale = v.omega0 * kInvPi;
+  const size_t hh = size_t(Hp) * size_t(Hp);
+  s.w.assign(size_t(4 * Hp) + size_t(S - 1) * (hh + size_t(Hp)) + size_t(Hp), 0.0f);
+  float* p = s.w.data();
+  DecodeNet net;
+  net.hidden = Hp;
+  net.sineLayers = S;
+  net.w0 = p;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < H; ++j) p[i * Hp + j] = scale * v.W[0][i * H + j];
+  p += 3 * Hp;
+  net.b0 = p;
+  for (int j = 0; j < H; ++j) {
+    float bias = v.b[0][j];
+    for (int q = 0; q < v.inDim - 3; ++q) bias += latent[q] * v.W[0][(3 + q) * H + j];
+    p[j] = scale * bias;
+  }
+  p += Hp;
+  for (int l = 1; l < S; ++l) {
+    net.w[l] = p;
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < H; ++j) p[size_t(i * Hp + j)] = scale * v.W[l][i * H + j];
+    p += hh;
+    net.b[l] = p;
+    for (int j = 0; j < H; ++j) p[j] = scale * v.b[l][j];
+    p += Hp;
+  }
+  net.wOut = p;
+  for (int j = 0; j < H; ++j) p[j] = v.W[S][j];
+  net.bOut = v.b[S][0];
+
+  // Coordinates of the valid voxels (x fastest), padded to whole vectors by repeating the last voxel. Neighbouring
+  // blocks mostly share their shape, so the table is kept until the shape changes.
+  const int bx = blockDims[0], by = blockDims[1], bz = blockDims[2];
+  const int vx = validDims[0], vy = validDims[1], vz = validDims[2];
+  const int count = vx * vy * vz;
+  if (count <= 0) return;
+  const int n = (count + k.lanes - 1) / k.lanes * k.lanes;
+  const std::array<int, 7> key{bx, by, bz, vx, vy, vz, k.lanes};
+  if (key != s.coordsKey) {
+    s.coordsKey = key;
+    s.coords.resize(size_t(3 * n));
+    float* cx = s.coords.data();
+    float* cy = cx + n;
+    float* cz = cy + n;
+    auto axis = [](int len, int valid) {
+      std::vector<float> t(static_cast<size_t>(valid));
+      for (int i = 0; i < valid; ++i) t[size_t(i)] = len > 1 ? 2.0f * float(i) / float(len - 1) - 1.0f : 0.0f;
+      return t;
+    };
+    const std::vector<float> tx = axis(bx, vx), ty = axis(by, vy), tz = axis(bz, vz);
+    int idx = 0;
+    for (int z = 0; z < vz; ++z)
+      for (int y = 0; y < vy; ++y)
+        for (int x = 0; x < vx; ++x, ++idx) {
+          cx[idx] = tx[size_t(x)];
+          cy[idx] = ty[size_t(y)];
+          cz[idx] = tz[size_t(z)];
+        }
+    for (; idx < n; ++idx) {
+      cx[idx] = cx[count - 1];
+      cy[idx] = cy[count - 1];
+      cz[idx] = cz[count - 1];
+    }
+  }
+  s.y.resize(size_t(n));
+  s.act.resize(size_t(2 * Hp * k.lanes));
+  net.scratch = s.act.data();
+  k.decode(net, s.coords.data(), n, s.y.data());
+  if (vx == bx && vy == by && vz == bz) {
+    std::copy(s.y.begin(), s.y.begin() + count, out);
+    return;
+  }
+  int idx = 0;
+  for (int z = 0; z < vz; ++z)
+    for (int y = 0; y < vy; ++y)
+      for (int x = 0; x < vx; ++x) out[(z * by + y) * bx + x] = s.y[size_t(idx++)];
 }
 
 }  // namespace kernels

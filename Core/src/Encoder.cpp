@@ -208,6 +208,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     o.seed = r.s.seed * 1000003ULL + uint64_t(p);
     o.threads = r.s.threads;
     o.device = r.s.device;
+    o.trainer = r.s.trainer;
     o.progressBegin = done;
     o.progressEnd = done + share[size_t(p)];
     o.label = "scale " + std::to_string(p + 1) + "/" + std::to_string(S);

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "SirenTrainCpu.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -138,10 +140,122 @@ std::vector<float> batchedForward(const ScaleModel& scale, const MlpShape& shape
   return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
 }
 
+namespace {
+
+// Optimizer steps per epoch: enough for the MLP with the most voxels to see each of them once on average.
+int64_t stepsPerEpochOf(const TrainingSet& set, const TrainOptions& o) {
+  std::vector<int64_t> voxelsPerMlp(size_t(set.mlpCount), 0);
+  for (int64_t i = 0; i < set.blockCount(); ++i) {
+    const auto& v = set.validDims[size_t(i)];
+    voxelsPerMlp[size_t(set.mlpOfBlock[size_t(i)])] += int64_t(v[0]) * v[1] * v[2];
+  }
+  const int64_t most = *std::max_element(voxelsPerMlp.begin(), voxelsPerMlp.end());
+  return std::max<int64_t>(1, (most + o.batchPerMlp - 1) / o.batchPerMlp);
+}
+
+bool useFusedTrainer(const MlpShape& shape, const TrainOptions& o) {
+  const bool fits = kernels::fusedTrainSupported(shape.hidden, shape.sineLayers, shape.latentDim);
+  if (o.trainer == "libtorch") return false;
+  if (o.trainer == "fused") {
+    if (o.device != "cpu") throw Error("the fused trainer runs on the CPU only (use --device cpu or trainer libtorch)");
+    if (!fits) throw Error("the fused trainer does not support this MLP shape");
+    return true;
+  }
+  if (o.trainer != "auto") throw Error("unknown trainer '" + o.trainer + "' (expected auto, fused or libtorch)");
+  return o.device == "cpu" && fits;
+}
+
+// The fused CPU trainer (kernels/SirenTrainCpu.h): same sampling distribution, loss, initialisation and Adam as
+// the LibTorch path below, its own random streams (one per MLP).
+TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
+                      const Progress& progress) {
+  Timer timer;
+  TrainStats stats;
+  stats.trainer = "fused";
+  const int64_t stepsPerEpoch = stepsPerEpochOf(set, o), totalSteps = stepsPerEpoch * o.epochs;
+  std::vector<int> valid;
+  for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
+  kernels::FusedTrainProblem pr;
+  for (int a = 0; a < 3; ++a) pr.blockDims[a] = set.blockDims[size_t(a)];
+  pr.blockCount = set.blockCount();
+  pr.validDims = valid.data();
+  pr.values = set.values.data();
+  pr.mlpOfBlock = set.mlpOfBlock.data();
+  pr.lossWeight = set.lossWeight.empty() ? nullptr : set.lossWeight.data();
+  pr.mlpCount = set.mlpCount;
+  pr.latentDim = shape.latentDim;
+  pr.hidden = shape.hidden;
+  pr.sineLayers = shape.sineLayers;
+  pr.omega0 = shape.omega0;
+  pr.steps = totalSteps;
+  pr.batchPerMlp = o.batchPerMlp;
+  pr.weightDecay = o.weightDecay;
+  pr.seed = o.seed;
+  pr.threads = o.threads;
+  pr.learningRate = [&](int64_t step) { return float(learningRateAt(o, double(step) / double(totalSteps))); };
+  pr.stepsPerRound = stepsPerEpoch;
+  pr.onRound = [&](int64_t done, double roundLoss) {
+    stats.finalLoss = roundLoss / double(stepsPerEpoch);
+    std::ostringstream msg;
+    msg << o.label << ": epoch " << done / stepsPerEpoch << "/" << o.epochs << " loss " << stats.finalLoss;
+    progress.report(o.progressBegin + (o.progressEnd - o.progressBegin) * double(done) / double(totalSteps), msg.str());
+    return !progress.isCancelled();
+  };
+  kernels::FusedTrainResult r;
+  try {
+    r = kernels::trainSirenCpu(pr);
+  } catch (const std::invalid_argument& e) {
+    throw Error(e.what());
+  }
+  progress.checkCancel();
+  out.weights = std::move(r.weights);
+  out.biases = std::move(r.biases);
+  out.latents = std::move(r.latents);
+  stats.steps = r.stepsDone;
+  stats.samples = r.stepsDone * set.mlpCount * o.batchPerMlp;
+  stats.seconds = timer.seconds();
+  return stats;
+}
+
+}  // namespace
+
+LossGradients batchedLossGradients(const ScaleModel& scale, const MlpShape& shape, const std::vector<float>& inputs,
+                                   const std::vector<float>& targets, const std::vector<float>& weights,
+                                   int64_t batch) {
+  const int64_t m = scale.mlpCount, D = shape.inputDim();
+  if (int64_t(inputs.size()) != m * batch * D || int64_t(targets.size()) != m * batch ||
+      (!weights.empty() && int64_t(weights.size()) != m * batch))
+    throw Error("batchedLossGradients: size mismatch");
+  BatchedSiren net(shape, m, torch::kCPU);
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    const int64_t in = shape.fanIn(l), out = shape.fanOut(l);
+    net.W[size_t(l)] = torch::tensor(scale.weights[size_t(l)]).view({m, in, out}).set_requires_grad(true);
+    net.b[size_t(l)] = torch::tensor(scale.biases[size_t(l)]).view({m, 1, out}).set_requires_grad(true);
+  }
+  auto x = torch::tensor(inputs).view({m, batch, D}).set_requires_grad(true);
+  auto y = net.forward(x).squeeze(2);
+  auto t = torch::tensor(targets).view({m, batch});
+  auto loss = weights.empty() ? torch::mse_loss(y, t) : (torch::tensor(weights).view({m, batch}) * (y - t).square()).mean();
+  loss.backward();
+  auto toVector = [](const torch::Tensor& g) {
+    auto c = g.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  LossGradients r;
+  r.loss = loss.item<double>();
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    r.gradWeights.push_back(toVector(net.W[size_t(l)].grad()));
+    r.gradBiases.push_back(toVector(net.b[size_t(l)].grad()));
+  }
+  r.gradInputs = toVector(x.grad());
+  return r;
+}
+
 TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
                          const Progress& progress) {
   Timer timer;
   TrainStats stats;
+  stats.trainer = "libtorch";
   const torch::Device dev = pickDevice(o.device);
   if (o.threads > 0) torch::set_num_threads(o.threads);
   torch::manual_seed(o.seed);
@@ -153,6 +267,7 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
     out.latents.clear();
     return stats;
   }
+  if (useFusedTrainer(shape, o)) return trainFused(set, shape, o, out, progress);
   BatchedSiren net(shape, m, dev);
   auto latents = torch::randn({nb, int64_t(shape.latentDim)}).to(dev).set_requires_grad(true);
   std::vector<torch::Tensor> params = net.W;
@@ -161,13 +276,7 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
   torch::optim::Adam adam(params, torch::optim::AdamOptions(o.learningRate).betas({0.9, 0.999}).weight_decay(o.weightDecay));
 
   Sampler sampler(set, o.batchPerMlp);
-  std::vector<int64_t> voxelsPerMlp(size_t(m), 0);
-  for (int64_t i = 0; i < nb; ++i) {
-    const auto& v = set.validDims[size_t(i)];
-    voxelsPerMlp[size_t(set.mlpOfBlock[size_t(i)])] += int64_t(v[0]) * v[1] * v[2];
-  }
-  const int64_t most = *std::max_element(voxelsPerMlp.begin(), voxelsPerMlp.end());
-  const int64_t stepsPerEpoch = std::max<int64_t>(1, (most + o.batchPerMlp - 1) / o.batchPerMlp);
+  const int64_t stepsPerEpoch = stepsPerEpochOf(set, o);
   const int64_t totalSteps = stepsPerEpoch * o.epochs;
   double epochLoss = 0;
   for (int64_t step = 0; step < totalSteps; ++step) {

@@ -1,5 +1,7 @@
 #include "ecnr/Model.h"
 
+#include <algorithm>
+
 #include "ecnr/Half.h"
 
 namespace ecnr {
@@ -26,8 +28,9 @@ float Model::toNormalized(float value) const {
 
 void applyStoragePrecision(ScaleModel& scale, const MlpShape&) {
   if (scale.precision != WeightPrecision::Float16) return;
+  // Clamped to float16's largest finite value first: an overflow to infinity would decode to NaN voxels.
   auto round = [](std::vector<float>& v) {
-    for (float& x : v) x = roundToHalf(x);
+    for (float& x : v) x = roundToHalf(std::clamp(x, -65504.0f, 65504.0f));
   };
   for (auto& w : scale.weights) round(w);
   for (auto& b : scale.biases) round(b);

@@ -11,8 +11,8 @@ namespace ecnr {
 EncoderSettings presetSettings(const std::string& name) {
   EncoderSettings s;
   if (name == "fast") {
-    s.epochs = {20, 20, 25};
-    s.targetRatio = 80;
+    s.epochs = {30, 30, 40};
+    s.targetRatio = 50;
   } else if (name == "default" || name.empty()) {
     s.epochs = {60, 60, 80};
     s.targetRatio = 50;

@@ -523,7 +523,10 @@ TEST(Archive, UnknownSectionsAreSkipped) {
   sections.push_back(RawSection{1000, 12345, 7, {}});
   const std::vector<uint8_t> bytes = assemble(sections);
   expectModelBitEqual(m, parseArchive(bytes.data(), bytes.size())[0]);
-  EXPECT_EQ(parseArchive(bytes.data(), bytes.size(), 1)[0].scaleCount(), 1);
+  const Model preview = parseArchive(bytes.data(), bytes.size(), 1)[0];  // finer scales: grid only
+  EXPECT_EQ(preview.scaleCount(), m.scaleCount());
+  EXPECT_EQ(preview.scales[0].blocks.size(), m.scales[0].blocks.size());
+  EXPECT_TRUE(preview.scales[1].blocks.empty());
   const ArchiveSummary summary = summarizeArchive(bytes.data(), bytes.size());
   EXPECT_EQ(summary.sections.size(), 5u);
   EXPECT_EQ(summary.bytes.total(), bytes.size());
@@ -559,7 +562,9 @@ TEST(Archive, WriteThenReadFile) {
   const Model m = randomModel(rng, ModelSpec{});
   writeArchive({m}, path);
   expectModelBitEqual(m, readArchive(path)[0]);
-  EXPECT_EQ(readArchive(path, 1)[0].scaleCount(), 1);
+  const Model preview = readArchive(path, 1)[0];  // finer scales: grid only
+  EXPECT_EQ(preview.scaleCount(), m.scaleCount());
+  EXPECT_TRUE(preview.scales.back().blocks.empty());
   const ArchiveSummary summary = summarizeArchive(path);
   EXPECT_EQ(summary.bytes.total(), summary.fileBytes);
   EXPECT_EQ(listDir(dir), std::vector<std::string>{"model.ecnr"});

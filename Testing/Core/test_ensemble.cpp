@@ -93,11 +93,7 @@ TEST(Ensemble, FusedBlockKernelEqualsBatchedLayer) {
       }
 }
 
-TEST(Ensemble, FastSineErrorBudget) {
-  double worst = 0;
-  for (double x = -400; x < 400; x += 0.0137) worst = std::max(worst, std::fabs(double(kernels::fastSin(float(x))) - std::sin(double(float(x)))));
-  EXPECT_LT(worst, 5e-6);  // float reduction of arguments up to 400 rad; the budget far below the fit error
-}
+// The fast sine's error budget is checked in test_kernels.cpp (Kernels.FastSineErrorBudget).
 
 TEST(Ensemble, TrainingFitsASmoothBlock) {
   // Two blocks of a smooth pattern, one MLP: the loss must drop far below the variance (0.5 for a sine wave).

@@ -39,6 +39,10 @@ struct TrainOptions {
   uint64_t seed = 1;
   int threads = 0;
   std::string device = "cpu";
+  /// "auto": the fused CPU trainer (kernels/SirenTrainCpu.h) when device is "cpu" and the shape fits it (7-30x
+  /// faster than LibTorch here, BENCHMARKS.md), LibTorch otherwise; "fused" or "libtorch" force one (fused runs on
+  /// the CPU only). Both are deterministic for a seed; the fused one whatever the thread count.
+  std::string trainer = "auto";
   /// progress range of this stage within the whole job
   double progressBegin = 0, progressEnd = 1;
   std::string label = "scale";
@@ -49,6 +53,7 @@ struct TrainStats {
   double finalLoss = 0;    ///< MSE in block-normalized units over the last epoch
   int64_t samples = 0;     ///< training samples processed
   int64_t steps = 0;
+  std::string trainer;     ///< "fused" or "libtorch": which one ran
 };
 
 /// Trains mlpCount MLPs and one latent per block; writes weights, biases and latents into `out`
@@ -67,5 +72,18 @@ namespace ecnr {
 /// the result is (mlpCount, batch). The training path uses the same layer; tests compare it with per-MLP code.
 std::vector<float> batchedForward(const ScaleModel& scale, const MlpShape& shape, const std::vector<float>& inputs,
                                   int64_t batch);
+
+/// LibTorch autograd reference of one training step's loss and gradients (tests of the fused trainer): inputs
+/// (mlpCount, batch, inputDim), targets and sample weights (mlpCount, batch; empty weights = 1). The loss is
+/// sum(w (y - target)^2) / (mlpCount * batch), the training loss. Gradients come back in the model layout
+/// (gradWeights[l], gradBiases[l]) and per input (gradInputs, the layout of inputs).
+struct LossGradients {
+  double loss = 0;
+  std::vector<std::vector<float>> gradWeights, gradBiases;
+  std::vector<float> gradInputs;
+};
+LossGradients batchedLossGradients(const ScaleModel& scale, const MlpShape& shape, const std::vector<float>& inputs,
+                                   const std::vector<float>& targets, const std::vector<float>& weights,
+                                   int64_t batch);
 
 }  // namespace ecnr

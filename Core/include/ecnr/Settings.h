@@ -34,6 +34,7 @@ struct EncoderSettings {
   uint64_t seed = 1;
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"
+  std::string trainer = "auto";             ///< "auto" (fused CPU kernels when they fit), "fused" or "libtorch"
   bool verbose = true;
 };
 

@@ -1,0 +1,305 @@
+#include "SirenTrainCpu.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "SirenIsa.h"
+
+namespace ecnr {
+namespace kernels {
+
+namespace {
+
+constexpr float kInvPi = 0.318309886183790672f;
+constexpr int kSubBatch = 256;  // samples per kernel call: activations stay in L2
+
+/// Parameters of one MLP as one flat array, layer widths padded to a multiple of 8 (padding weights stay 0:
+/// their gradients are 0, so Adam leaves them at 0).
+struct Layout {
+  int D = 0, H = 0, Hp = 0, S = 0;
+  std::vector<int> fanIn, fanOut;  // padded
+  std::vector<size_t> wOff, bOff;
+  size_t total = 0;
+
+  Layout(int latentDim, int hidden, int sineLayers) : D(3 + latentDim), H(hidden), Hp((hidden + 7) / 8 * 8), S(sineLayers) {
+    for (int l = 0; l <= S; ++l) {
+      fanIn.push_back(l == 0 ? D : Hp);
+      fanOut.push_back(l == S ? 1 : Hp);
+      wOff.push_back(total);
+      total += size_t(fanIn.back()) * size_t(fanOut.back());
+      bOff.push_back(total);
+      total += size_t(fanOut.back());
+    }
+  }
+  int realIn(int l) const { return l == 0 ? D : H; }
+  int realOut(int l) const { return l == S ? 1 : H; }
+};
+
+struct Scratch {
+  std::vector<float> fw, wt, grad;
+  std::vector<float> x, target, scale, dLatent, train, latGrad;
+  std::vector<int> local;
+};
+
+/// Forward (sine layers scaled by omega0 / pi) and transposed copies of the parameters, and the kernel's view.
+void prepare(const Layout& lay, const float* P, float omega0, Scratch& sc, TrainNet& net) {
+  sc.fw.resize(lay.total);
+  sc.wt.resize(lay.total);
+  sc.grad.assign(lay.total, 0.0f);
+  net.inDim = lay.D;
+  net.hidden = lay.Hp;
+  net.sineLayers = lay.S;
+  net.omega0 = omega0;
+  for (int l = 0; l <= lay.S; ++l) {
+    const int fi = lay.fanIn[size_t(l)], fo = lay.fanOut[size_t(l)];
+    const size_t wo = lay.wOff[size_t(l)], bo = lay.bOff[size_t(l)];
+    const float s = l < lay.S ? omega0 * kInvPi : 1.0f;
+    for (int i = 0; i < fi; ++i)
+      for (int j = 0; j < fo; ++j) {
+        const float w = P[wo + size_t(i * fo + j)];
+        sc.fw[wo + size_t(i * fo + j)] = s * w;
+        sc.wt[wo + size_t(j * fi + i)] = w;
+      }
+    for (int j = 0; j < fo; ++j) sc.fw[bo + size_t(j)] = s * P[bo + size_t(j)];
+    net.w[l] = sc.fw.data() + wo;
+    net.b[l] = sc.fw.data() + bo;
+    net.wt[l] = sc.wt.data() + wo;
+    net.gw[l] = sc.grad.data() + wo;
+    net.gb[l] = sc.grad.data() + bo;
+  }
+}
+
+/// Runs the kernel on n samples already in sc.x / target / scale (stride np, padded); returns the loss.
+double runBatch(const IsaKernels& k, const TrainNet& net, int np, Scratch& sc) {
+  sc.train.resize(trainScratchFloats(net, np));
+  return k.trainBatch(net, np, sc.x.data(), sc.target.data(), sc.scale.data(), sc.dLatent.data(), sc.train.data());
+}
+
+void sizeBatch(const Layout& lay, int np, Scratch& sc) {
+  sc.x.resize(size_t(lay.D) * size_t(np));
+  sc.target.resize(size_t(np));
+  sc.scale.resize(size_t(np));
+  sc.dLatent.resize(size_t(lay.D - 3) * size_t(np));
+  sc.local.resize(size_t(np));
+}
+
+/// Copies sample 0 into the padding samples (finite inputs) and gives them no weight.
+void padBatch(const Layout& lay, int n, int np, Scratch& sc) {
+  for (int s = n; s < np; ++s) {
+    for (int i = 0; i < lay.D; ++i) sc.x[size_t(i * np + s)] = sc.x[size_t(i * np)];
+    sc.target[size_t(s)] = 0;
+    sc.scale[size_t(s)] = 0;
+  }
+}
+
+// torch.optim.Adam (betas 0.9 / 0.999, eps 1e-8, L2 weight decay added to the gradient), in float as torch does.
+void adam(float* p, const float* g, float* m, float* v, size_t n, float lr, float wd, int64_t t) {
+  const double bc1 = 1.0 - std::pow(0.9, double(t)), bc2 = 1.0 - std::pow(0.999, double(t));
+  const float stepSize = float(double(lr) / bc1), bc2Sqrt = float(std::sqrt(bc2));
+  for (size_t i = 0; i < n; ++i) {
+    const float gi = g[i] + wd * p[i];
+    m[i] = m[i] * 0.9f + gi * 0.1f;
+    v[i] = v[i] * 0.999f + gi * gi * 0.001f;
+    const float denom = std::sqrt(v[i]) / bc2Sqrt + 1e-8f;
+    p[i] -= stepSize * (m[i] / denom);
+  }
+}
+
+// splitmix64: a small, fast generator; one independent stream per MLP.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return float(next() >> 40) * (1.0f / 16777216.0f); }
+  float normal() {
+    const float u1 = std::max(uniform(), 1e-7f), u2 = uniform();
+    return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853f * u2);
+  }
+};
+
+struct MlpState {
+  std::vector<int64_t> blocks;  // global block ids
+  std::vector<float> p, m, v;   // parameters (padded layout) and Adam moments
+  std::vector<float> lat, latM, latV;
+  Rng rng{0};
+};
+
+}  // namespace
+
+bool fusedTrainSupported(int hidden, int sineLayers, int latentDim) {
+  return hidden >= 1 && hidden <= 256 && sineLayers >= 1 && sineLayers <= kMaxSineLayers && latentDim >= 1;
+}
+
+double fusedLossGradients(const std::vector<std::vector<float>>& W, const std::vector<std::vector<float>>& b,
+                          int latentDim, int hidden, int sineLayers, float omega0, const std::vector<float>& inputs,
+                          const std::vector<float>& targets, const std::vector<float>& scale,
+                          std::vector<std::vector<float>>& gradW, std::vector<std::vector<float>>& gradB,
+                          std::vector<float>& gradLatent) {
+  const Layout lay(latentDim, hidden, sineLayers);
+  const IsaKernels& k = activeKernels();
+  std::vector<float> P(lay.total, 0.0f);
+  for (int l = 0; l <= lay.S; ++l)
+    for (int i = 0; i < lay.realIn(l); ++i) {
+      for (int j = 0; j < lay.realOut(l); ++j)
+        P[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)] = W[size_t(l)][size_t(i * lay.realOut(l) + j)];
+      if (i == 0)
+        for (int j = 0; j < lay.realOut(l); ++j) P[lay.bOff[size_t(l)] + size_t(j)] = b[size_t(l)][size_t(j)];
+    }
+  Scratch sc;
+  TrainNet net;
+  prepare(lay, P.data(), omega0, sc, net);
+  const int total = int(targets.size());
+  gradLatent.assign(size_t(total) * size_t(latentDim), 0.0f);
+  double loss = 0;
+  for (int s0 = 0; s0 < total; s0 += kSubBatch) {
+    const int n = std::min(kSubBatch, total - s0), np = (n + k.lanes - 1) / k.lanes * k.lanes;
+    sizeBatch(lay, np, sc);
+    for (int s = 0; s < n; ++s) {
+      for (int i = 0; i < lay.D; ++i) sc.x[size_t(i * np + s)] = inputs[size_t((s0 + s) * lay.D + i)];
+      sc.target[size_t(s)] = targets[size_t(s0 + s)];
+      sc.scale[size_t(s)] = scale[size_t(s0 + s)];
+    }
+    padBatch(lay, n, np, sc);
+    loss += runBatch(k, net, np, sc);
+    for (int s = 0; s < n; ++s)
+      for (int q = 0; q < latentDim; ++q) gradLatent[size_t((s0 + s) * latentDim + q)] = sc.dLatent[size_t(q * np + s)];
+  }
+  gradW.assign(size_t(lay.S + 1), {});
+  gradB.assign(size_t(lay.S + 1), {});
+  for (int l = 0; l <= lay.S; ++l) {
+    for (int i = 0; i < lay.realIn(l); ++i)
+      for (int j = 0; j < lay.realOut(l); ++j)
+        gradW[size_t(l)].push_back(sc.grad[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)]);
+    for (int j = 0; j < lay.realOut(l); ++j) gradB[size_t(l)].push_back(sc.grad[lay.bOff[size_t(l)] + size_t(j)]);
+  }
+  return loss;
+}
+
+FusedTrainResult trainSirenCpu(const FusedTrainProblem& pr) {
+  if (!fusedTrainSupported(pr.hidden, pr.sineLayers, pr.latentDim))
+    throw std::invalid_argument("fused trainer: unsupported MLP shape");
+  const Layout lay(pr.latentDim, pr.hidden, pr.sineLayers);
+  const IsaKernels& k = activeKernels();
+  const int m = pr.mlpCount, Ld = pr.latentDim;
+  const int64_t V = int64_t(pr.blockDims[0]) * pr.blockDims[1] * pr.blockDims[2];
+  const float sampleScale = 1.0f / (float(m) * float(pr.batchPerMlp));
+
+  // Per MLP: its blocks, SIREN initialisation (as the LibTorch trainer: first layer +-1/in, later layers
+  // +-sqrt(6/in)/omega0, biases +-1/sqrt(in)), latents ~ N(0, 1), each from the MLP's own random stream.
+  std::vector<MlpState> mlps(static_cast<size_t>(m));
+  for (int64_t bI = 0; bI < pr.blockCount; ++bI) mlps[size_t(pr.mlpOfBlock[bI])].blocks.push_back(bI);
+  for (int q = 0; q < m; ++q) {
+    MlpState& st = mlps[size_t(q)];
+    if (st.blocks.empty()) throw std::invalid_argument("fused trainer: an MLP has no block");
+    st.rng.s = pr.seed * 0x9e3779b97f4a7c15ull + uint64_t(q) * 0xd1b54a32d192ed03ull + 1;
+    st.p.assign(lay.total, 0.0f);
+    for (int l = 0; l <= lay.S; ++l) {
+      const int in = lay.realIn(l);
+      const float wb = l == 0 ? 1.0f / float(in) : std::sqrt(6.0f / float(in)) / pr.omega0;
+      const float bb = 1.0f / std::sqrt(float(in));
+      for (int i = 0; i < in; ++i)
+        for (int j = 0; j < lay.realOut(l); ++j)
+          st.p[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)] = (2 * st.rng.uniform() - 1) * wb;
+      for (int j = 0; j < lay.realOut(l); ++j) st.p[lay.bOff[size_t(l)] + size_t(j)] = (2 * st.rng.uniform() - 1) * bb;
+    }
+    st.m.assign(lay.total, 0.0f);
+    st.v.assign(lay.total, 0.0f);
+    st.lat.resize(st.blocks.size() * size_t(Ld));
+    for (float& x : st.lat) x = st.rng.normal();
+    st.latM.assign(st.lat.size(), 0.0f);
+    st.latV.assign(st.lat.size(), 0.0f);
+  }
+
+  // One optimizer step of MLP q: sample, forward + backward, Adam. Returns its share of the loss.
+  auto step = [&](int q, int64_t t, Scratch& sc) {
+    MlpState& st = mlps[size_t(q)];
+    TrainNet net;
+    prepare(lay, st.p.data(), pr.omega0, sc, net);
+    const size_t nbk = st.blocks.size();
+    sc.latGrad.assign(nbk * size_t(Ld), 0.0f);
+    double loss = 0;
+    for (int s0 = 0; s0 < pr.batchPerMlp; s0 += kSubBatch) {
+      const int n = std::min(kSubBatch, pr.batchPerMlp - s0), np = (n + k.lanes - 1) / k.lanes * k.lanes;
+      sizeBatch(lay, np, sc);
+      // Uniform block among the MLP's blocks, then a uniform valid voxel (as the LibTorch sampler).
+      for (int s = 0; s < n; ++s) {
+        const uint64_t r0 = st.rng.next(), r1 = st.rng.next();
+        const int li = int(((r0 >> 32) * uint64_t(nbk)) >> 32);
+        const int64_t blk = st.blocks[size_t(li)];
+        const int* vd = pr.validDims + 3 * blk;
+        int c[3];
+        for (int a = 0; a < 3; ++a) {
+          c[a] = int((((r1 >> (21 * a)) & 0x1FFFFFu) * uint64_t(vd[a])) >> 21);
+          const int len = pr.blockDims[a];
+          sc.x[size_t(a * np + s)] = len > 1 ? float(c[a]) * (2.0f / float(len - 1)) - 1.0f : 0.0f;
+        }
+        const float* lat = st.lat.data() + size_t(li) * size_t(Ld);
+        for (int i = 0; i < Ld; ++i) sc.x[size_t((3 + i) * np + s)] = lat[i];
+        sc.target[size_t(s)] =
+            pr.values[blk * V + c[0] + int64_t(pr.blockDims[0]) * (c[1] + int64_t(pr.blockDims[1]) * c[2])];
+        sc.scale[size_t(s)] = pr.lossWeight ? pr.lossWeight[blk] * sampleScale : sampleScale;
+        sc.local[size_t(s)] = li;
+      }
+      padBatch(lay, n, np, sc);
+      loss += runBatch(k, net, np, sc);
+      for (int s = 0; s < n; ++s) {
+        float* g = sc.latGrad.data() + size_t(sc.local[size_t(s)]) * size_t(Ld);
+        for (int i = 0; i < Ld; ++i) g[i] += sc.dLatent[size_t(i * np + s)];
+      }
+    }
+    const float lr = pr.learningRate ? pr.learningRate(t) : 1e-3f;
+    adam(st.p.data(), sc.grad.data(), st.m.data(), st.v.data(), lay.total, lr, pr.weightDecay, t + 1);
+    adam(st.lat.data(), sc.latGrad.data(), st.latM.data(), st.latV.data(), st.lat.size(), lr, pr.weightDecay, t + 1);
+    return loss;
+  };
+
+  // Rounds of stepsPerRound steps: inside a round every MLP runs its steps on one thread (no barrier per step);
+  // between rounds the calling thread reports. Per-MLP results do not depend on which thread ran them.
+  // No more threads than MLPs: an idle thread would only spin at the end of each round.
+  const int threads = std::max(1, std::min(m, pr.threads > 0 ? pr.threads : omp_get_max_threads()));
+  const int64_t round = pr.stepsPerRound > 0 ? pr.stepsPerRound : pr.steps;
+  std::vector<Scratch> scratch(static_cast<size_t>(threads));
+  std::vector<double> mlpLoss(static_cast<size_t>(m), 0.0);
+  FusedTrainResult res;
+  for (int64_t begin = 0; begin < pr.steps;) {
+    const int64_t end = std::min(pr.steps, begin + round);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int q = 0; q < m; ++q) {
+      Scratch& sc = scratch[size_t(omp_get_thread_num())];
+      double loss = 0;
+      for (int64_t t = begin; t < end; ++t) loss += step(q, t, sc);
+      mlpLoss[size_t(q)] = loss;
+    }
+    double total = 0;
+    for (double l : mlpLoss) total += l;  // fixed order: the same sum for any thread count
+    res.stepsDone = begin = end;
+    if (pr.onRound && !pr.onRound(end, total)) break;
+  }
+
+  res.weights.assign(size_t(lay.S + 1), {});
+  res.biases.assign(size_t(lay.S + 1), {});
+  for (int l = 0; l <= lay.S; ++l)
+    for (int q = 0; q < m; ++q) {
+      const MlpState& st = mlps[size_t(q)];
+      for (int i = 0; i < lay.realIn(l); ++i)
+        for (int j = 0; j < lay.realOut(l); ++j)
+          res.weights[size_t(l)].push_back(st.p[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)]);
+      for (int j = 0; j < lay.realOut(l); ++j) res.biases[size_t(l)].push_back(st.p[lay.bOff[size_t(l)] + size_t(j)]);
+    }
+  res.latents.assign(size_t(pr.blockCount) * size_t(Ld), 0.0f);
+  for (const MlpState& st : mlps)
+    for (size_t i = 0; i < st.blocks.size(); ++i)
+      std::copy(st.lat.begin() + std::ptrdiff_t(i * size_t(Ld)), st.lat.begin() + std::ptrdiff_t((i + 1) * size_t(Ld)),
+                res.latents.begin() + std::ptrdiff_t(st.blocks[i] * Ld));
+  return res;
+}
+
+}  // namespace kernels
+}  // namespace ecnr

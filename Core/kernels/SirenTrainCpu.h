@@ -1,0 +1,63 @@
+// SirenTrainCpu: trains the MLPs of one scale on the CPU without LibTorch: forward and hand-derived backward pass
+// of each small SIREN fused over vectors of samples (kernels/SirenIsa.h), Adam as torch.optim.Adam (L2 weight
+// decay added to the gradient), and the MLPs spread over OpenMP threads (they share nothing: each MLP has its
+// own blocks, latents, sampler and random stream, so results do not depend on the thread count). A leaf on plain
+// arrays; Core's Ensemble.cpp calls it. Checked against LibTorch autograd by Testing/Core/test_kernels.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace ecnr {
+namespace kernels {
+
+struct FusedTrainProblem {
+  // data: blocks of blockDims voxels (x fastest), each fitted by one MLP
+  int blockDims[3] = {0, 0, 0};
+  int64_t blockCount = 0;
+  const int* validDims = nullptr;     ///< 3 per block
+  const float* values = nullptr;      ///< blockCount * voxels per block
+  const int* mlpOfBlock = nullptr;
+  const float* lossWeight = nullptr;  ///< per block, or nullptr for 1
+  int mlpCount = 0;
+  // network: input 3 coords + latentDim, sineLayers sine layers of `hidden`, linear output
+  int latentDim = 8, hidden = 24, sineLayers = 3;
+  float omega0 = 30;
+  // optimisation
+  int64_t steps = 0;
+  int batchPerMlp = 2048;
+  float weightDecay = 2e-5f;
+  uint64_t seed = 1;
+  int threads = 0;  ///< 0 = OpenMP default
+  std::function<float(int64_t step)> learningRate;
+  /// Steps between reports (an epoch); 0 = all. Called on the calling thread after each round with the steps done
+  /// so far and the sum over the round's steps of the step loss (sum of w (y - t)^2 over all samples /
+  /// (mlpCount * batchPerMlp), the LibTorch trainer's loss); return false to stop early.
+  int64_t stepsPerRound = 0;
+  std::function<bool(int64_t stepsDone, double roundLoss)> onRound;
+};
+
+struct FusedTrainResult {
+  std::vector<std::vector<float>> weights, biases;  ///< per layer: (mlp, in, out) and (mlp, out)
+  std::vector<float> latents;                       ///< blockCount * latentDim
+  int64_t stepsDone = 0;
+};
+
+/// Whether the fused trainer handles this shape (hidden <= 256, sineLayers <= 16).
+bool fusedTrainSupported(int hidden, int sineLayers, int latentDim);
+
+FusedTrainResult trainSirenCpu(const FusedTrainProblem& problem);
+
+/// One MLP's loss and gradients on a given batch, exactly as one training step computes them (tests): weights in
+/// the model layout of one MLP (W[l]: fanIn x fanOut, b[l]), inputs (batch x inputDim, rows = samples), targets and
+/// scale (the per-sample factor in the loss sum(scale (y - t)^2)). Returns the loss; gradients in the same layouts,
+/// gradInputs for the latent columns only (batch x latentDim).
+double fusedLossGradients(const std::vector<std::vector<float>>& W, const std::vector<std::vector<float>>& b,
+                          int latentDim, int hidden, int sineLayers, float omega0, const std::vector<float>& inputs,
+                          const std::vector<float>& targets, const std::vector<float>& scale,
+                          std::vector<std::vector<float>>& gradW, std::vector<std::vector<float>>& gradB,
+                          std::vector<float>& gradLatent);
+
+}  // namespace kernels
+}  // namespace ecnr
