@@ -83,8 +83,8 @@ public:
   }
   void values(const std::vector<float>& v, WeightPrecision p) {
     for (float x : v) {
-      if (p == WeightPrecision::Float16)
-        put(floatToHalf(x), 2);
+      if (p == WeightPrecision::Float16)  // clamped like applyStoragePrecision: never an infinity in the file
+        put(floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x), 2);
       else
         f32(x);
     }
@@ -262,12 +262,12 @@ void checkPyramid(const Model& m, bool complete, const std::string& where) {
     if (h) throw Error(where + ": the finest scale is marked as halved");
 }
 
-/// Latents, weights and biases may not be NaN: a NaN parameter decodes to NaN voxels, a silently wrong volume.
-/// (Infinity is left alone: float16 storage rounds values beyond its range to it, and the writer keeps that.)
-void checkNoNaN(const ScaleModel& s, const std::string& where) {
+/// Latents, weights and biases must be finite: a NaN or an infinity decodes to NaN voxels, a silently wrong volume.
+/// (The writer clamps float16 values to +-65504, so a file of ours never holds an infinity.)
+void checkFiniteParameters(const ScaleModel& s, const std::string& where) {
   auto scan = [&](const std::vector<float>& v, const std::string& what) {
     for (float x : v)
-      if (std::isnan(x)) throw Error(where + ": " + what + " hold a NaN");
+      if (!std::isfinite(x)) throw Error(where + ": " + what + " hold a non-finite value");
   };
   scan(s.latents, "latents");
   for (size_t l = 0; l < s.weights.size(); ++l) scan(s.weights[l], "weights of layer " + std::to_string(l));
@@ -302,7 +302,7 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
       expectSize(s.weights[size_t(l)].size(), mlps * shape.fanIn(l) * fanOut, "weights of layer " + std::to_string(l));
       expectSize(s.biases[size_t(l)].size(), mlps * fanOut, "biases of layer " + std::to_string(l));
     }
-    checkNoNaN(s, at);
+    checkFiniteParameters(s, at);
   }
   checkPyramid(m, true, where);
 }
@@ -558,7 +558,7 @@ ScaleModel parseScale(ByteReader& r, const Model& m) {
     r.values(s.biases[size_t(l)], saturatingMul(mlps, fanOut), s.precision);
   }
   r.finish();
-  checkNoNaN(s, where);
+  checkFiniteParameters(s, where);
   return s;
 }
 
