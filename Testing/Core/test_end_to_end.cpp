@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 
 #include "ecnr/Archive.h"
 #include "ecnr/Decoder.h"
@@ -50,8 +51,10 @@ TEST(EndToEnd, SmallGeneratedSeriesReachesThePsnrFloor) {
   const Encoded& e = encoded();
   const Field dec = Decoder(e.model).decodeAll();
   const ErrorStats st = compareFields(e.original, dec);
-  // Measured 2026-11-25 on the 2-core CI machine: see the closing note of the Core issue. Floor set below it.
-  EXPECT_GT(st.psnr, 30.0) << "PSNR " << st.psnr;
+  // Measured 2026-11-25 on the 2-core development machine (fused trainer, AVX-512): 53.8 dB (CR is low here: 8^3
+  // blocks on a 24^3 grid). The floor leaves room for other instruction sets and thread counts.
+  std::cout << "small Gray-Scott series: PSNR " << st.psnr << " dB\n";
+  EXPECT_GT(st.psnr, 45.0) << "PSNR " << st.psnr;
   EXPECT_EQ(dec.dims, e.original.dims);
 }
 
