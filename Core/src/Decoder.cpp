@@ -4,6 +4,7 @@
 
 #include "SirenCpu.h"
 #include "ecnr/Blocks.h"
+#include "ecnr/MemoryEstimate.h"
 #include "ecnr/Pyramid.h"
 
 namespace ecnr {
@@ -107,6 +108,9 @@ Field Decoder::upsampleToFull(Field f, int p) const {
 
 Field Decoder::decodeAll(int scales, bool fullResolution, const Progress* progress) {
   const int used = usedScales(scales);
+  // A tiny archive may legitimately describe a huge grid: refuse before allocating it, not half-way.
+  checkMemory(estimateDecoderPeakBytes(model_, scales, fullResolution), availableMemoryBytes(),
+              "decoding every time step", "the available memory");
   Field recon;
   for (int p = 0; p < used; ++p) {
     if (progress) {
@@ -177,10 +181,20 @@ Field Decoder::decodeRegion(int64_t t, const Extent& extent, int scales) {
   return toDataUnits(std::move(out));
 }
 
+uint64_t Decoder::stepPeakBytes(int used) const {
+  // Up to four cached steps per scale (two interpolated coarse steps, each built from two coarser ones), plus the
+  // result and its upsampled copy on the original grid. In double: the dims are validated but their products are not.
+  double bytes = 0;
+  for (int p = 0; p < used; ++p) bytes += 4.0 * 4.0 * double(model_.scales[size_t(p)].dims.voxelsPerStep());
+  bytes += 2.0 * 4.0 * double(model_.dims.voxelsPerStep());
+  return bytes >= 1.8e19 ? UINT64_MAX : uint64_t(bytes);
+}
+
 Field Decoder::assembleStep(int64_t t, int used) {
   if (t < 0 || t >= model_.dims.t)
     throw Error("time step " + std::to_string(t) + " out of range [0, " + std::to_string(model_.dims.t) + ")");
   const int q = used - 1;
+  checkMemory(stepPeakBytes(used), availableMemoryBytes(), "decoding one time step", "the available memory");
   cache_.clear();
   blockEvaluations_ = 0;
   // Weights of scale q's time steps that make up original step t (time interpolation from the finest down).

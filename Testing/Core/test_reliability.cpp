@@ -231,6 +231,11 @@ TEST(Reliability, ArchiveClaimingAHugeGridIsSmallAndItsDecodeIsRefusedUpFront) {
   ASSERT_GT(available, 0u) << "/proc/meminfo has no MemAvailable";
   const std::string message = errorOf([&] { checkMemory(need, available, "decoding", "the available memory"); });
   EXPECT_TRUE(contains(message, "PiB")) << message;
+  // The decoder itself refuses, for every entry point a reader uses, before allocating.
+  Decoder dec(back[0]);
+  EXPECT_TRUE(contains(errorOf([&] { dec.decodeAll(); }), "memory"));
+  EXPECT_TRUE(contains(errorOf([&] { dec.decodeStep(0); }), "memory"));
+  EXPECT_TRUE(contains(errorOf([&] { dec.decodeRegion(0, Extent{0, 1, 0, 1, 0, 1}); }), "memory"));
 }
 
 TEST(Reliability, NonUniformTimeValuesAndGridSurviveTheArchive) {

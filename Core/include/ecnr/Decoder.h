@@ -42,6 +42,8 @@ public:
   /// Only blocks whose footprint reaches the extent are evaluated, at every scale.
   Field decodeRegion(int64_t t, const Extent& extent, int scales = -1);
 
+  /// Every decode first checks its memory estimate against MemAvailable and throws Error when it cannot fit.
+
   /// Number of block evaluations done by the last decodeStep / decodeRegion (random-access tests, benchmarks).
   int64_t lastBlockEvaluations() const { return blockEvaluations_; }
 
@@ -49,6 +51,7 @@ private:
   int usedScales(int scales) const;
   const std::vector<float>& stepAt(int p, int64_t tp);
   Field assembleStep(int64_t t, int used);
+  uint64_t stepPeakBytes(int used) const;
   /// Per scale, the box that must be exact to produce the requested region (empty: everything).
   std::vector<Extent> regions_;
   Field toDataUnits(Field f) const;
