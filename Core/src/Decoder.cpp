@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "SirenCpu.h"
+#include "MlpView.h"
 #include "ecnr/Blocks.h"
 #include "ecnr/MemoryEstimate.h"
 #include "ecnr/Pyramid.h"
@@ -10,20 +10,6 @@
 namespace ecnr {
 
 namespace {
-
-kernels::SirenView viewOf(const Model& model, const ScaleModel& s, uint32_t mlp) {
-  const MlpShape& shape = model.shape;
-  kernels::SirenView v;
-  v.inDim = shape.inputDim();
-  v.hidden = shape.hidden;
-  v.sineLayers = shape.sineLayers;
-  v.omega0 = shape.omega0;
-  for (int l = 0; l < shape.layerCount(); ++l) {
-    v.W[l] = s.weights[size_t(l)].data() + size_t(mlp) * size_t(shape.fanIn(l) * shape.fanOut(l));
-    v.b[l] = s.biases[size_t(l)].data() + size_t(mlp) * size_t(shape.fanOut(l));
-  }
-  return v;
-}
 
 // Block records of time step tp (the table is sorted by (t, block)).
 std::pair<size_t, size_t> blocksOfStep(const ScaleModel& s, int64_t tp) {
@@ -61,7 +47,7 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
       const size_t i = todo[size_t(k)];
       const BlockRecord& r = s.blocks[i];
       const auto valid = grid.validDims(r.block);
-      kernels::evalSirenBlock(viewOf(model, s, r.mlp), s.latents.data() + i * size_t(L), s.blockDims.data(),
+      kernels::evalSirenBlock(mlpView(model.shape, s, r.mlp), s.latents.data() + i * size_t(L), s.blockDims.data(),
                               valid.data(), out.data());
       // The network fits the block min-max normalized to [-1, 1]; clip, then map back.
       const float half = 0.5f * (r.maxValue - r.minValue);

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "../../Core/kernels/SirenCpu.h"
+#include "../../Core/src/MlpView.h"
 #include "ecnr/Ensemble.h"
 
 using namespace ecnr;
@@ -68,15 +69,7 @@ TEST(Ensemble, FusedBlockKernelEqualsBatchedLayer) {
   std::vector<float> latent(size_t(shape.latentDim));
   for (int k = 0; k < shape.latentDim; ++k) latent[size_t(k)] = 0.1f * float(k) - 0.3f;
   const int mlp = 2;
-  kernels::SirenView v;
-  v.inDim = shape.inputDim();
-  v.hidden = shape.hidden;
-  v.sineLayers = shape.sineLayers;
-  v.omega0 = shape.omega0;
-  for (int l = 0; l < shape.layerCount(); ++l) {
-    v.W[l] = s.weights[size_t(l)].data() + size_t(mlp * shape.fanIn(l) * shape.fanOut(l));
-    v.b[l] = s.biases[size_t(l)].data() + size_t(mlp * shape.fanOut(l));
-  }
+  const kernels::SirenView v = mlpView(shape, s, uint32_t(mlp));
   std::vector<float> out(60, 1234.0f);
   kernels::evalSirenBlock(v, latent.data(), bd, valid, out.data());
   for (int z = 0; z < 3; ++z)

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "../../Core/kernels/SirenCpu.h"
+#include "../../Core/src/MlpView.h"
 #include "../../Core/kernels/SirenIsa.h"
 #include "../../Core/kernels/SirenTrainCpu.h"
 #include "ecnr/Ensemble.h"
@@ -58,16 +59,7 @@ double referenceMlp(const ScaleModel& s, const MlpShape& shape, int mlp, const s
 }
 
 kernels::SirenView viewOf(const ScaleModel& s, const MlpShape& shape, int mlp) {
-  kernels::SirenView v;
-  v.inDim = shape.inputDim();
-  v.hidden = shape.hidden;
-  v.sineLayers = shape.sineLayers;
-  v.omega0 = shape.omega0;
-  for (int l = 0; l < shape.layerCount(); ++l) {
-    v.W[l] = s.weights[size_t(l)].data() + size_t(mlp * shape.fanIn(l) * shape.fanOut(l));
-    v.b[l] = s.biases[size_t(l)].data() + size_t(mlp * shape.fanOut(l));
-  }
-  return v;
+  return mlpView(shape, s, uint32_t(mlp));
 }
 
 double maxAbs(const std::vector<float>& v) {
