@@ -128,6 +128,10 @@ struct MlpState {
   std::vector<int64_t> blocks;  // global block ids
   std::vector<float> p, m, v;   // parameters (padded layout) and Adam moments
   std::vector<float> lat, latM, latV;
+  std::vector<uint8_t> mask;    // padded layout, 0 = pruned; empty = nothing pruned
+  std::vector<int32_t> pid;     // shared mode: id of each parameter in the shared table (-1: stays 0)
+  std::vector<int32_t> lid;     // shared mode: id of each latent value (empty: latents stay free)
+  std::vector<float> grad, latGrad;  // shared mode: this step's gradients, summed after the step
   Rng rng{0};
 };
 
@@ -182,43 +186,66 @@ double fusedLossGradients(const std::vector<std::vector<float>>& W, const std::v
   return loss;
 }
 
-FusedTrainResult trainSirenCpu(const FusedTrainProblem& pr) {
-  if (!fusedTrainSupported(pr.hidden, pr.sineLayers, pr.latentDim))
-    throw std::invalid_argument("fused trainer: unsupported MLP shape");
-  const Layout lay(pr.latentDim, pr.hidden, pr.sineLayers);
-  const IsaKernels& k = activeKernels();
-  const int m = pr.mlpCount, Ld = pr.latentDim;
-  const int64_t V = int64_t(pr.blockDims[0]) * pr.blockDims[1] * pr.blockDims[2];
-  const float sampleScale = 1.0f / (float(m) * float(pr.batchPerMlp));
+struct FusedTrainer::Impl {
+  FusedTrainProblem pr;
+  Layout lay;
+  const IsaKernels& k;
+  int m, Ld;
+  int64_t V;
+  float sampleScale;
+  int threads;
+  std::vector<MlpState> mlps;
+  std::vector<Scratch> scratch;
+  std::vector<double> mlpLoss;
+  bool shared = false;
+  std::vector<float> sv, svM, svV, svGrad;  // shared values, their Adam moments and gradient
+  int64_t sharedSteps = 0;
+  bool sharedLatents = false;
+  int64_t stepsDone = 0;
+
+  explicit Impl(const FusedTrainProblem& p)
+      : pr(p), lay(p.latentDim, p.hidden, p.sineLayers), k(activeKernels()), m(p.mlpCount), Ld(p.latentDim),
+        V(int64_t(p.blockDims[0]) * p.blockDims[1] * p.blockDims[2]),
+        sampleScale(1.0f / (float(p.mlpCount) * float(p.batchPerMlp))),
+        // No more threads than MLPs: an idle thread would only spin at the end of each round.
+        threads(std::max(1, std::min(p.mlpCount, p.threads > 0 ? p.threads : omp_get_max_threads()))) {
+    initialise();
+    scratch.resize(size_t(threads));
+    mlpLoss.assign(size_t(m), 0.0);
+  }
+
+  size_t padded(int l, int i, int j) const { return lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j); }
 
   // Per MLP: its blocks, SIREN initialisation (as the LibTorch trainer: first layer +-1/in, later layers
   // +-sqrt(6/in)/omega0, biases +-1/sqrt(in)), latents ~ N(0, 1), each from the MLP's own random stream.
-  std::vector<MlpState> mlps(static_cast<size_t>(m));
-  for (int64_t bI = 0; bI < pr.blockCount; ++bI) mlps[size_t(pr.mlpOfBlock[bI])].blocks.push_back(bI);
-  for (int q = 0; q < m; ++q) {
-    MlpState& st = mlps[size_t(q)];
-    if (st.blocks.empty()) throw std::invalid_argument("fused trainer: an MLP has no block");
-    st.rng.s = pr.seed * 0x9e3779b97f4a7c15ull + uint64_t(q) * 0xd1b54a32d192ed03ull + 1;
-    st.p.assign(lay.total, 0.0f);
-    for (int l = 0; l <= lay.S; ++l) {
-      const int in = lay.realIn(l);
-      const float wb = l == 0 ? 1.0f / float(in) : std::sqrt(6.0f / float(in)) / pr.omega0;
-      const float bb = 1.0f / std::sqrt(float(in));
-      for (int i = 0; i < in; ++i)
-        for (int j = 0; j < lay.realOut(l); ++j)
-          st.p[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)] = (2 * st.rng.uniform() - 1) * wb;
-      for (int j = 0; j < lay.realOut(l); ++j) st.p[lay.bOff[size_t(l)] + size_t(j)] = (2 * st.rng.uniform() - 1) * bb;
+  void initialise() {
+    mlps.resize(size_t(m));
+    for (int64_t bI = 0; bI < pr.blockCount; ++bI) mlps[size_t(pr.mlpOfBlock[bI])].blocks.push_back(bI);
+    for (int q = 0; q < m; ++q) {
+      MlpState& st = mlps[size_t(q)];
+      if (st.blocks.empty()) throw std::invalid_argument("fused trainer: an MLP has no block");
+      st.rng.s = pr.seed * 0x9e3779b97f4a7c15ull + uint64_t(q) * 0xd1b54a32d192ed03ull + 1;
+      st.p.assign(lay.total, 0.0f);
+      for (int l = 0; l <= lay.S; ++l) {
+        const int in = lay.realIn(l);
+        const float wb = l == 0 ? 1.0f / float(in) : std::sqrt(6.0f / float(in)) / pr.omega0;
+        const float bb = 1.0f / std::sqrt(float(in));
+        for (int i = 0; i < in; ++i)
+          for (int j = 0; j < lay.realOut(l); ++j) st.p[padded(l, i, j)] = (2 * st.rng.uniform() - 1) * wb;
+        for (int j = 0; j < lay.realOut(l); ++j) st.p[lay.bOff[size_t(l)] + size_t(j)] = (2 * st.rng.uniform() - 1) * bb;
+      }
+      st.m.assign(lay.total, 0.0f);
+      st.v.assign(lay.total, 0.0f);
+      st.lat.resize(st.blocks.size() * size_t(Ld));
+      for (float& x : st.lat) x = st.rng.normal();
+      st.latM.assign(st.lat.size(), 0.0f);
+      st.latV.assign(st.lat.size(), 0.0f);
     }
-    st.m.assign(lay.total, 0.0f);
-    st.v.assign(lay.total, 0.0f);
-    st.lat.resize(st.blocks.size() * size_t(Ld));
-    for (float& x : st.lat) x = st.rng.normal();
-    st.latM.assign(st.lat.size(), 0.0f);
-    st.latV.assign(st.lat.size(), 0.0f);
   }
 
-  // One optimizer step of MLP q: sample, forward + backward, Adam. Returns its share of the loss.
-  auto step = [&](int q, int64_t t, Scratch& sc) {
+  // One optimizer step of MLP q: sample, forward + backward, then Adam (or, shared, keep the gradients for the
+  // reduction). Returns its share of the loss.
+  double step(int q, int64_t t, Scratch& sc) {
     MlpState& st = mlps[size_t(q)];
     TrainNet net;
     prepare(lay, st.p.data(), pr.omega0, sc, net);
@@ -255,50 +282,199 @@ FusedTrainResult trainSirenCpu(const FusedTrainProblem& pr) {
       }
     }
     const float lr = pr.learningRate ? pr.learningRate(t) : 1e-3f;
-    adam(st.p.data(), sc.grad.data(), st.m.data(), st.v.data(), lay.total, lr, pr.weightDecay, t + 1);
-    adam(st.lat.data(), sc.latGrad.data(), st.latM.data(), st.latV.data(), st.lat.size(), lr, pr.weightDecay, t + 1);
+    if (shared) {
+      std::swap(st.grad, sc.grad);  // prepare() re-zeroes the buffer it gets back
+      if (sharedLatents) std::swap(st.latGrad, sc.latGrad);
+    } else {
+      adam(st.p.data(), sc.grad.data(), st.m.data(), st.v.data(), lay.total, lr, pr.weightDecay, t + 1);
+      if (!st.mask.empty())
+        for (size_t i = 0; i < lay.total; ++i)
+          if (!st.mask[i]) st.p[i] = st.m[i] = st.v[i] = 0.0f;
+    }
+    if (!sharedLatents)
+      adam(st.lat.data(), sc.latGrad.data(), st.latM.data(), st.latV.data(), st.lat.size(), lr, pr.weightDecay, t + 1);
     return loss;
-  };
+  }
 
   // Rounds of stepsPerRound steps: inside a round every MLP runs its steps on one thread (no barrier per step);
   // between rounds the calling thread reports. Per-MLP results do not depend on which thread ran them.
-  // No more threads than MLPs: an idle thread would only spin at the end of each round.
-  const int threads = std::max(1, std::min(m, pr.threads > 0 ? pr.threads : omp_get_max_threads()));
-  const int64_t round = pr.stepsPerRound > 0 ? pr.stepsPerRound : pr.steps;
-  std::vector<Scratch> scratch(static_cast<size_t>(threads));
-  std::vector<double> mlpLoss(static_cast<size_t>(m), 0.0);
-  FusedTrainResult res;
-  for (int64_t begin = 0; begin < pr.steps;) {
-    const int64_t end = std::min(pr.steps, begin + round);
+  bool runIndependent(int64_t begin, int64_t end) {
+    const int64_t round = pr.stepsPerRound > 0 ? pr.stepsPerRound : end - begin;
+    for (int64_t b = begin; b < end;) {
+      const int64_t e = std::min(end, b + round);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int q = 0; q < m; ++q) {
-      Scratch& sc = scratch[size_t(omp_get_thread_num())];
-      double loss = 0;
-      for (int64_t t = begin; t < end; ++t) loss += step(q, t, sc);
-      mlpLoss[size_t(q)] = loss;
+      for (int q = 0; q < m; ++q) {
+        Scratch& sc = scratch[size_t(omp_get_thread_num())];
+        double loss = 0;
+        for (int64_t t = b; t < e; ++t) loss += step(q, t, sc);
+        mlpLoss[size_t(q)] = loss;
+      }
+      b = e;
+      if (!reportRound(e)) return false;
     }
-    double total = 0;
-    for (double l : mlpLoss) total += l;  // fixed order: the same sum for any thread count
-    res.stepsDone = begin = end;
-    if (pr.onRound && !pr.onRound(end, total)) break;
+    return true;
   }
 
+  // Shared values tie the MLPs together: every step ends with a reduction over all of them (in MLP order, so the
+  // sum does not depend on the thread count), one Adam step on the table, and the new values copied back.
+  bool runShared(int64_t begin, int64_t end) {
+    const int64_t round = pr.stepsPerRound > 0 ? pr.stepsPerRound : end - begin;
+    std::fill(mlpLoss.begin(), mlpLoss.end(), 0.0);
+    for (int64_t t = begin; t < end; ++t) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+      for (int q = 0; q < m; ++q) mlpLoss[size_t(q)] += step(q, t, scratch[size_t(omp_get_thread_num())]);
+      std::fill(svGrad.begin(), svGrad.end(), 0.0f);
+      for (const MlpState& st : mlps) {
+        for (size_t i = 0; i < lay.total; ++i)
+          if (st.pid[i] >= 0) svGrad[size_t(st.pid[i])] += st.grad[i];
+        for (size_t i = 0; i < st.lid.size(); ++i) svGrad[size_t(st.lid[i])] += st.latGrad[i];
+      }
+      const float lr = pr.learningRate ? pr.learningRate(t) : 1e-3f;
+      adam(sv.data(), svGrad.data(), svM.data(), svV.data(), sv.size(), lr, pr.weightDecay, ++sharedSteps);
+      broadcast();
+      if ((t + 1 - begin) % round == 0 || t + 1 == end) {
+        if (!reportRound(t + 1)) return false;
+        std::fill(mlpLoss.begin(), mlpLoss.end(), 0.0);
+      }
+    }
+    return true;
+  }
+
+  void broadcast() {
+#pragma omp parallel for num_threads(threads)
+    for (int q = 0; q < m; ++q) {
+      MlpState& st = mlps[size_t(q)];
+      for (size_t i = 0; i < lay.total; ++i) st.p[i] = st.pid[i] >= 0 ? sv[size_t(st.pid[i])] : 0.0f;
+      for (size_t i = 0; i < st.lid.size(); ++i) st.lat[i] = sv[size_t(st.lid[i])];
+    }
+  }
+
+  bool reportRound(int64_t done) {
+    stepsDone = done;
+    double total = 0;
+    for (double l : mlpLoss) total += l;  // fixed order: the same sum for any thread count
+    return !pr.onRound || pr.onRound(done, total);
+  }
+};
+
+FusedTrainer::FusedTrainer(const FusedTrainProblem& problem) {
+  if (!fusedTrainSupported(problem.hidden, problem.sineLayers, problem.latentDim))
+    throw std::invalid_argument("fused trainer: unsupported MLP shape");
+  impl_ = new Impl(problem);
+}
+
+FusedTrainer::~FusedTrainer() { delete impl_; }
+
+bool FusedTrainer::run(int64_t begin, int64_t end) {
+  return impl_->shared ? impl_->runShared(begin, end) : impl_->runIndependent(begin, end);
+}
+
+namespace {
+void checkLayerSizes(size_t layers, size_t expected, const char* what) {
+  if (layers != expected) throw std::invalid_argument(std::string("fused trainer: ") + what + ": wrong layer count");
+}
+}  // namespace
+
+void FusedTrainer::setMasks(const std::vector<std::vector<uint8_t>>& weightMask,
+                            const std::vector<std::vector<uint8_t>>& biasMask) {
+  Impl& I = *impl_;
+  const Layout& lay = I.lay;
+  checkLayerSizes(weightMask.size(), size_t(lay.S + 1), "weight masks");
+  checkLayerSizes(biasMask.size(), size_t(lay.S + 1), "bias masks");
+  for (int l = 0; l <= lay.S; ++l)
+    if (weightMask[size_t(l)].size() != size_t(I.m * lay.realIn(l) * lay.realOut(l)) ||
+        biasMask[size_t(l)].size() != size_t(I.m * lay.realOut(l)))
+      throw std::invalid_argument("fused trainer: mask size mismatch");
+  for (int q = 0; q < I.m; ++q) {
+    MlpState& st = I.mlps[size_t(q)];
+    st.mask.assign(lay.total, 0);
+    for (int l = 0; l <= lay.S; ++l) {
+      const int in = lay.realIn(l), out = lay.realOut(l);
+      for (int i = 0; i < in; ++i)
+        for (int j = 0; j < out; ++j) st.mask[I.padded(l, i, j)] = weightMask[size_t(l)][size_t((q * in + i) * out + j)];
+      for (int j = 0; j < out; ++j) st.mask[lay.bOff[size_t(l)] + size_t(j)] = biasMask[size_t(l)][size_t(q * out + j)];
+    }
+    for (size_t i = 0; i < lay.total; ++i)
+      if (!st.mask[i]) st.p[i] = st.m[i] = st.v[i] = 0.0f;
+  }
+}
+
+void FusedTrainer::shareParameters(const SharedParameters& s) {
+  Impl& I = *impl_;
+  const Layout& lay = I.lay;
+  checkLayerSizes(s.weightId.size(), size_t(lay.S + 1), "shared weight ids");
+  checkLayerSizes(s.biasId.size(), size_t(lay.S + 1), "shared bias ids");
+  const int32_t n = int32_t(s.values.size());
+  auto id = [&](int32_t v) {
+    if (v < -1 || v >= n) throw std::invalid_argument("fused trainer: shared id out of range");
+    return v;
+  };
+  if (!s.latentId.empty() && s.latentId.size() != size_t(I.pr.blockCount) * size_t(I.Ld))
+    throw std::invalid_argument("fused trainer: latent id count mismatch");
+  for (int l = 0; l <= lay.S; ++l)
+    if (s.weightId[size_t(l)].size() != size_t(I.m * lay.realIn(l) * lay.realOut(l)) ||
+        s.biasId[size_t(l)].size() != size_t(I.m * lay.realOut(l)))
+      throw std::invalid_argument("fused trainer: shared id count mismatch");
+  I.sharedLatents = !s.latentId.empty();
+  for (int q = 0; q < I.m; ++q) {
+    MlpState& st = I.mlps[size_t(q)];
+    st.pid.assign(lay.total, -1);
+    for (int l = 0; l <= lay.S; ++l) {
+      const int in = lay.realIn(l), out = lay.realOut(l);
+      for (int i = 0; i < in; ++i)
+        for (int j = 0; j < out; ++j) st.pid[I.padded(l, i, j)] = id(s.weightId[size_t(l)][size_t((q * in + i) * out + j)]);
+      for (int j = 0; j < out; ++j) st.pid[lay.bOff[size_t(l)] + size_t(j)] = id(s.biasId[size_t(l)][size_t(q * out + j)]);
+    }
+    st.lid.clear();
+    if (I.sharedLatents)
+      for (int64_t b : st.blocks)
+        for (int k = 0; k < I.Ld; ++k) {
+          const int32_t v = id(s.latentId[size_t(b * I.Ld + k)]);
+          if (v < 0) throw std::invalid_argument("fused trainer: a shared latent needs an id");
+          st.lid.push_back(v);
+        }
+    st.grad.assign(lay.total, 0.0f);
+    st.latGrad.assign(st.lid.size(), 0.0f);
+  }
+  I.sv = s.values;
+  I.svM.assign(I.sv.size(), 0.0f);
+  I.svV.assign(I.sv.size(), 0.0f);
+  I.svGrad.assign(I.sv.size(), 0.0f);
+  I.sharedSteps = 0;
+  I.shared = true;
+  I.broadcast();
+}
+
+const std::vector<float>& FusedTrainer::sharedValues() const { return impl_->sv; }
+
+const std::vector<double>& FusedTrainer::mlpLoss() const { return impl_->mlpLoss; }
+
+FusedTrainResult FusedTrainer::result() const {
+  const Impl& I = *impl_;
+  const Layout& lay = I.lay;
+  FusedTrainResult res;
+  res.stepsDone = I.stepsDone;
   res.weights.assign(size_t(lay.S + 1), {});
   res.biases.assign(size_t(lay.S + 1), {});
   for (int l = 0; l <= lay.S; ++l)
-    for (int q = 0; q < m; ++q) {
-      const MlpState& st = mlps[size_t(q)];
+    for (int q = 0; q < I.m; ++q) {
+      const MlpState& st = I.mlps[size_t(q)];
       for (int i = 0; i < lay.realIn(l); ++i)
-        for (int j = 0; j < lay.realOut(l); ++j)
-          res.weights[size_t(l)].push_back(st.p[lay.wOff[size_t(l)] + size_t(i * lay.fanOut[size_t(l)] + j)]);
+        for (int j = 0; j < lay.realOut(l); ++j) res.weights[size_t(l)].push_back(st.p[I.padded(l, i, j)]);
       for (int j = 0; j < lay.realOut(l); ++j) res.biases[size_t(l)].push_back(st.p[lay.bOff[size_t(l)] + size_t(j)]);
     }
-  res.latents.assign(size_t(pr.blockCount) * size_t(Ld), 0.0f);
-  for (const MlpState& st : mlps)
+  res.latents.assign(size_t(I.pr.blockCount) * size_t(I.Ld), 0.0f);
+  for (const MlpState& st : I.mlps)
     for (size_t i = 0; i < st.blocks.size(); ++i)
-      std::copy(st.lat.begin() + std::ptrdiff_t(i * size_t(Ld)), st.lat.begin() + std::ptrdiff_t((i + 1) * size_t(Ld)),
-                res.latents.begin() + std::ptrdiff_t(st.blocks[i] * Ld));
+      std::copy(st.lat.begin() + std::ptrdiff_t(i * size_t(I.Ld)), st.lat.begin() + std::ptrdiff_t((i + 1) * size_t(I.Ld)),
+                res.latents.begin() + std::ptrdiff_t(st.blocks[i] * I.Ld));
   return res;
+}
+
+FusedTrainResult trainSirenCpu(const FusedTrainProblem& pr) {
+  FusedTrainer trainer(pr);
+  trainer.run(0, pr.steps);
+  return trainer.result();
 }
 
 }  // namespace kernels

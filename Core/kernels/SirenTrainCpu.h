@@ -44,9 +44,45 @@ struct FusedTrainResult {
   int64_t stepsDone = 0;
 };
 
+/// Parameters tied to a table of shared values (quantized fine-tuning, paper Sec. 3.5): each parameter is
+/// values[id], or stays 0 where id = -1 (pruned). Ids are in the model layout, like FusedTrainResult.
+struct SharedParameters {
+  std::vector<float> values;
+  std::vector<std::vector<int32_t>> weightId, biasId;  ///< per layer
+  std::vector<int32_t> latentId;                       ///< blockCount * latentDim; empty = latents stay free
+};
+
 /// Whether the fused trainer handles this shape (hidden <= 256, sineLayers <= 16).
 bool fusedTrainSupported(int hidden, int sineLayers, int latentDim);
 
+/// The trainer as an object, so that training can stop at a pruning round, change the masks or tie the parameters
+/// to shared values, and go on with its Adam state. The problem's arrays must outlive it.
+class FusedTrainer {
+public:
+  explicit FusedTrainer(const FusedTrainProblem& problem);  ///< initialises (SIREN init, latents ~ N(0, 1))
+  ~FusedTrainer();
+  FusedTrainer(const FusedTrainer&) = delete;
+  FusedTrainer& operator=(const FusedTrainer&) = delete;
+
+  /// Optimizer steps [begin, end) in rounds of problem.stepsPerRound, reporting through problem.onRound;
+  /// returns false when onRound stopped it.
+  bool run(int64_t begin, int64_t end);
+  /// Pruning: a parameter whose mask is 0 becomes 0 and stays 0 (its Adam moments too). Model layout.
+  void setMasks(const std::vector<std::vector<uint8_t>>& weightMask, const std::vector<std::vector<uint8_t>>& biasMask);
+  /// From now on each parameter (and each latent with an id) is shared.values[id]; run() optimizes the shared
+  /// values (one Adam state, gradients summed over every use, in a fixed order) and the free latents.
+  void shareParameters(const SharedParameters& shared);
+  const std::vector<float>& sharedValues() const;
+  FusedTrainResult result() const;
+  /// Each MLP's sample loss over the last round (sum of w (y - t)^2 / (mlpCount * batchPerMlp)), for pruning.
+  const std::vector<double>& mlpLoss() const;
+
+private:
+  struct Impl;
+  Impl* impl_;
+};
+
+/// FusedTrainer(problem).run(0, problem.steps), then its result.
 FusedTrainResult trainSirenCpu(const FusedTrainProblem& problem);
 
 /// One MLP's loss and gradients on a given batch, exactly as one training step computes them (tests): weights in

@@ -15,8 +15,11 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <unordered_map>
 
+#include "ecnr/Blocks.h"
 #include "ecnr/Checksum.h"
+#include "ecnr/Entropy.h"
 #include "ecnr/Half.h"
 #include "ecnr/Pyramid.h"
 
@@ -49,6 +52,7 @@ std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
   switch (type) {
     case SectionType::Header: return "header of array " + std::to_string(array);
     case SectionType::Scale: return "scale " + std::to_string(scale) + " of array " + std::to_string(array);
+    case SectionType::BoundaryCnn: return "boundary CNN of array " + std::to_string(array);
   }
   return "section of type " + std::to_string(uint32_t(type)) + " of array " + std::to_string(array);
 }
@@ -137,6 +141,9 @@ public:
     if (remaining() != 0) fail("has " + std::to_string(remaining()) + " unexpected trailing bytes");
   }
   uint64_t remaining() const { return size_ - pos_; }
+  uint64_t position() const { return pos_; }
+  const uint8_t* cursor() const { return data_ + pos_; }
+  void skip(uint64_t n) { take(n); }
   const std::string& name() const { return name_; }
   [[noreturn]] void fail(const std::string& what) const {
     throw Error("archive section '" + name_ + "' " + what);
@@ -270,6 +277,9 @@ void checkFiniteParameters(const ScaleModel& s, const std::string& where) {
       if (!std::isfinite(x)) throw Error(where + ": " + what + " hold a non-finite value");
   };
   scan(s.latents, "latents");
+  scan(s.codebooks.latents, "latent codebook");
+  for (const auto& c : s.codebooks.weights) scan(c, "weight codebooks");
+  for (const auto& c : s.codebooks.biases) scan(c, "bias codebooks");
   for (size_t l = 0; l < s.weights.size(); ++l) scan(s.weights[l], "weights of layer " + std::to_string(l));
   for (size_t l = 0; l < s.biases.size(); ++l) scan(s.biases[l], "biases of layer " + std::to_string(l));
 }
@@ -326,6 +336,133 @@ std::vector<uint8_t> headerPayload(const Model& m) {
   return std::move(w.bytes());
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Version 2 Scale payloads: side data and parameters entropy-coded (docs/ARCHIVE.md).
+
+constexpr uint8_t kRangesOnGrid = 1, kLocalCodebooks = 2;  // Scale flags
+constexpr uint8_t kGroupMasked = 1, kGroupCoded = 2;        // parameter group kinds
+constexpr int kRangeBits = 16;
+/// Entropy-coded streams may expand; a stream that claims more than this factor of the bytes left is refused
+/// before anything is allocated (real streams stay far below it).
+constexpr uint64_t kMaxExpansion = uint64_t(1) << 16;
+
+/// Bits of a symbol that takes n values (at least 1).
+int symbolBits(uint64_t n) {
+  int b = 1;
+  while (b < 32 && (uint64_t(1) << b) < n) ++b;
+  return b;
+}
+
+void writeStream(ByteWriter& w, const std::vector<uint8_t>& stream) { w.raw(stream.data(), stream.size()); }
+
+/// Codebook entry index of each value, per part (MLP for local codebooks): the first entry with the same bits.
+class CodebookIndex {
+public:
+  CodebookIndex(const std::vector<float>& codebook, size_t parts) : size_(codebook.size() / parts) {
+    maps_.resize(parts);
+    for (size_t q = 0; q < parts; ++q)
+      for (size_t j = size_; j-- > 0;) maps_[q][bitsOf(codebook[q * size_ + j])] = uint32_t(j);
+  }
+  bool find(size_t part, float v, uint32_t* j) const {
+    const auto it = maps_[part].find(bitsOf(v));
+    if (it == maps_[part].end()) return false;
+    *j = it->second;
+    return true;
+  }
+
+private:
+  static uint32_t bitsOf(float v) {
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    return b;
+  }
+  size_t size_;
+  std::vector<std::unordered_map<uint32_t, uint32_t>> maps_;
+};
+
+/// +0.0 marks a pruned parameter; -0.0 is kept as a value so that the round trip stays bit-exact.
+bool isPrunedZero(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return b == 0;
+}
+
+/// One parameter group: [mask of the nonzero values], then the kept values: codebook indices or plain values.
+/// Masks are derived from the values: a pruned parameter is 0, and any 0 decodes the same with or without one.
+void writeGroup(ByteWriter& w, const std::vector<float>& v, const std::vector<float>& codebook, size_t parts,
+                bool maskable, WeightPrecision p, const std::string& what) {
+  const bool masked = maskable && std::any_of(v.begin(), v.end(), isPrunedZero);
+  const bool coded = !codebook.empty() && !v.empty();
+  w.u8(uint8_t((masked ? kGroupMasked : 0) | (coded ? kGroupCoded : 0)));
+  if (masked) {
+    std::vector<uint8_t> mask;
+    for (float x : v) mask.push_back(isPrunedZero(x) ? 0 : 1);
+    writeStream(w, encodeBits(mask));
+  }
+  if (!coded) {
+    std::vector<float> kept;
+    for (float x : v)
+      if (!masked || !isPrunedZero(x)) kept.push_back(x);
+    w.values(kept, p);
+    return;
+  }
+  if (parts == 0 || codebook.size() % parts != 0 || v.size() % parts != 0)
+    throw Error("cannot write archive: " + what + ": codebook size does not match the MLP count");
+  const size_t K = codebook.size() / parts, per = v.size() / parts;
+  w.u32(uint32_t(K));
+  w.values(codebook, p);
+  const CodebookIndex index(codebook, parts);
+  std::vector<uint32_t> ids;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (masked && isPrunedZero(v[i])) continue;
+    uint32_t j = 0;
+    if (!index.find(i / per, v[i], &j)) throw Error("cannot write archive: " + what + " hold a value outside their codebook");
+    ids.push_back(j);
+  }
+  writeStream(w, encodeSymbols(ids, symbolBits(K)));
+}
+
+/// The block table: which (t, block) are kept (a bitmap; none when no block is: a constant field may claim a
+/// huge grid), the MLP of each, and the value ranges.
+void writeBlockTable(ByteWriter& w, const ScaleModel& s, bool onGrid, const RangeGrid& grid) {
+  if (s.blocks.empty()) return;
+  const auto g = s.blockGrid();
+  const uint64_t perStep = uint64_t(g[0] * g[1] * g[2]);
+  std::vector<uint8_t> keep(size_t(perStep * uint64_t(s.dims.t)), 0);
+  for (const BlockRecord& b : s.blocks) keep[size_t(uint64_t(b.t) * perStep + b.block)] = 1;
+  writeStream(w, encodeBits(keep));
+  if (s.mlpCount > 1) {
+    std::vector<uint32_t> mlp;
+    for (const BlockRecord& b : s.blocks) mlp.push_back(b.mlp);
+    writeStream(w, encodeSymbols(mlp, symbolBits(uint64_t(s.mlpCount))));
+  }
+  if (!onGrid) {
+    for (const BlockRecord& b : s.blocks) {
+      w.f32(b.minValue);
+      w.f32(b.maxValue);
+    }
+    return;
+  }
+  w.f32(grid.lo);
+  w.f32(grid.step);
+  std::vector<uint32_t> lo, span;
+  for (const BlockRecord& b : s.blocks) {
+    lo.push_back(uint32_t(grid.exact(b.minValue)));
+    span.push_back(uint32_t(grid.exact(b.maxValue)) - lo.back());
+  }
+  writeStream(w, encodeSymbols(lo, kRangeBits));
+  writeStream(w, encodeSymbols(span, kRangeBits));
+}
+
+bool rangesOnGrid(const ScaleModel& s, const RangeGrid& grid) {
+  if (!(grid.step > 0) || !std::isfinite(grid.lo) || !std::isfinite(grid.step)) return false;
+  for (const BlockRecord& b : s.blocks) {
+    const int64_t lo = grid.exact(b.minValue), hi = grid.exact(b.maxValue);
+    if (lo < 0 || hi < lo) return false;
+  }
+  return true;
+}
+
 std::vector<uint8_t> scalePayload(const ScaleModel& s, const MlpShape& shape) {
   ByteWriter w;
   for (int a = 0; a < 4; ++a) w.i64(s.dims[a]);
@@ -334,17 +471,21 @@ std::vector<uint8_t> scalePayload(const ScaleModel& s, const MlpShape& shape) {
   w.u32(uint32_t(s.mlpCount));
   w.u8(uint8_t(s.precision));
   w.u64(s.blocks.size());
-  for (const BlockRecord& b : s.blocks) {
-    w.u32(b.block);
-    w.u32(b.t);
-    w.u32(b.mlp);
-    w.f32(b.minValue);
-    w.f32(b.maxValue);
-  }
-  w.values(s.latents, s.precision);
+  const RangeGrid grid{s.rangeLo, s.rangeStep};
+  const bool onGrid = !s.blocks.empty() && rangesOnGrid(s, grid);
+  const bool local = s.codebooks.local;
+  w.u8(uint8_t((onGrid ? kRangesOnGrid : 0) | (local ? kLocalCodebooks : 0)));
+  writeBlockTable(w, s, onGrid, grid);
+  writeGroup(w, s.latents, s.codebooks.latents, 1, false, s.precision, "latents");
+  const size_t parts = local ? size_t(s.mlpCount) : 1;
+  auto book = [](const std::vector<std::vector<float>>& b, int l) {
+    return size_t(l) < b.size() ? b[size_t(l)] : std::vector<float>{};
+  };
   for (int l = 0; l < shape.layerCount(); ++l) {
-    w.values(s.weights[size_t(l)], s.precision);
-    w.values(s.biases[size_t(l)], s.precision);
+    writeGroup(w, s.weights[size_t(l)], book(s.codebooks.weights, l), parts, true, s.precision,
+               "weights of layer " + std::to_string(l));
+    writeGroup(w, s.biases[size_t(l)], book(s.codebooks.biases, l), parts, true, s.precision,
+               "biases of layer " + std::to_string(l));
   }
   return std::move(w.bytes());
 }
@@ -533,7 +674,7 @@ uint64_t readScaleFixed(ByteReader& r, ScaleModel& s) {
   return r.u64();
 }
 
-ScaleModel parseScale(ByteReader& r, const Model& m) {
+ScaleModel parseScaleV1(ByteReader& r, const Model& m) {
   const std::string where = "archive section '" + r.name() + "'";
   ScaleModel s;
   const uint64_t blockCount = readScaleFixed(r, s);
@@ -556,6 +697,170 @@ ScaleModel parseScale(ByteReader& r, const Model& m) {
     const uint64_t fanOut = uint64_t(shape.fanOut(l)), mlps = uint64_t(s.mlpCount);
     r.values(s.weights[size_t(l)], saturatingMul(mlps, uint64_t(shape.fanIn(l)) * fanOut), s.precision);
     r.values(s.biases[size_t(l)], saturatingMul(mlps, fanOut), s.precision);
+  }
+  r.finish();
+  checkFiniteParameters(s, where);
+  return s;
+}
+
+/// One entropy-coded stream at the reader's position; errors name the section.
+std::vector<uint32_t> readSymbols(ByteReader& r, uint64_t count, int bits) {
+  if (saturatingMul(count, uint64_t((bits + 7) / 8)) > saturatingMul(r.remaining() + 1, kMaxExpansion))
+    r.fail("claims a stream larger than the section can hold");
+  size_t used = 0;
+  try {
+    std::vector<uint32_t> v = decodeSymbols(r.cursor(), size_t(r.remaining()), count, bits, &used);
+    r.skip(used);
+    return v;
+  } catch (const Error& e) {
+    r.fail(std::string("has a bad stream: ") + e.what());
+  }
+}
+
+std::vector<uint8_t> readBits(ByteReader& r, uint64_t count) {
+  if (count > saturatingMul(r.remaining() + 1, kMaxExpansion)) r.fail("claims a stream larger than the section can hold");
+  size_t used = 0;
+  try {
+    std::vector<uint8_t> v = decodeBits(r.cursor(), size_t(r.remaining()), count, &used);
+    r.skip(used);
+    return v;
+  } catch (const Error& e) {
+    r.fail(std::string("has a bad stream: ") + e.what());
+  }
+}
+
+/// Where the bytes of a version 2 Scale payload go, for `ecnr info`.
+struct GroupBytes {
+  uint64_t* masks;
+  uint64_t* codebooks;  // with the codebook size
+  uint64_t* indices;
+  uint64_t* plain;      // values of groups without a codebook
+};
+
+void readGroup(ByteReader& r, std::vector<float>& out, std::vector<float>& codebook, uint64_t count, uint64_t parts,
+               bool maskable, WeightPrecision p, const char* what, const GroupBytes* acc) {
+  uint64_t at = r.position();
+  auto account = [&](uint64_t* field) {
+    if (acc && field) *field += r.position() - at;
+    at = r.position();
+  };
+  const uint8_t kind = r.u8();
+  at = r.position();  // the kind byte counts with the values: indices for a coded group, plain values otherwise
+  if (acc) *((kind & kGroupCoded) ? acc->indices : acc->plain) += 1;
+  if (kind > (kGroupMasked | kGroupCoded) || ((kind & kGroupMasked) && !maskable))
+    r.fail(std::string("has an invalid kind for its ") + what);
+  std::vector<uint8_t> mask;
+  uint64_t kept = count;
+  if (kind & kGroupMasked) {
+    mask = readBits(r, count);
+    kept = uint64_t(std::count(mask.begin(), mask.end(), uint8_t(1)));
+  }
+  account(acc ? acc->masks : nullptr);
+  std::vector<float> values;
+  if (!(kind & kGroupCoded)) {
+    r.values(values, kept, p);
+    account(acc ? acc->plain : nullptr);
+  } else {
+    if (count == 0 || parts == 0) r.fail(std::string("has a codebook for empty ") + what);
+    const uint64_t K = r.u32();
+    if (K == 0) r.fail(std::string("has an empty codebook for its ") + what);
+    r.values(codebook, saturatingMul(K, parts), p);
+    account(acc ? acc->codebooks : nullptr);
+    const std::vector<uint32_t> ids = readSymbols(r, kept, symbolBits(K));
+    account(acc ? acc->indices : nullptr);
+    if (count % parts != 0) r.fail(std::string("has local codebooks that do not match its ") + what);
+    const uint64_t per = count / parts;
+    values.resize(ids.size());
+    size_t k = 0;
+    for (uint64_t i = 0; i < count; ++i) {
+      if (!mask.empty() && !mask[size_t(i)]) continue;
+      if (ids[k] >= K) r.fail(std::string("has a codebook index out of range in its ") + what);
+      values[k] = codebook[size_t((i / per) * K + ids[k])];
+      ++k;
+    }
+  }
+  out.assign(size_t(count), 0.0f);
+  size_t k = 0;
+  for (uint64_t i = 0; i < count; ++i)
+    if (mask.empty() || mask[size_t(i)]) out[size_t(i)] = values[k++];
+}
+
+void readBlockTable(ByteReader& r, ScaleModel& s, uint64_t blockCount, bool onGrid) {
+  if (blockCount == 0) {
+    if (onGrid) r.fail("has a range grid but no block");
+    return;
+  }
+  const auto g = s.blockGrid();
+  const uint64_t perStep = uint64_t(g[0] * g[1] * g[2]);
+  const std::vector<uint8_t> keep = readBits(r, saturatingMul(perStep, uint64_t(s.dims.t)));
+  if (uint64_t(std::count(keep.begin(), keep.end(), uint8_t(1))) != blockCount)
+    r.fail("keeps a number of blocks other than its block count");
+  s.blocks.resize(size_t(blockCount));
+  size_t k = 0;
+  for (uint64_t i = 0; i < keep.size(); ++i)
+    if (keep[size_t(i)]) {
+      s.blocks[k].t = uint32_t(i / perStep);
+      s.blocks[k].block = uint32_t(i % perStep);
+      ++k;
+    }
+  if (s.mlpCount > 1) {
+    const std::vector<uint32_t> mlp = readSymbols(r, blockCount, symbolBits(uint64_t(s.mlpCount)));
+    for (size_t i = 0; i < mlp.size(); ++i) s.blocks[i].mlp = mlp[i];
+  }
+  if (!onGrid) {
+    r.require(blockCount, 8);
+    for (BlockRecord& b : s.blocks) {
+      b.minValue = r.f32();
+      b.maxValue = r.f32();
+    }
+    return;
+  }
+  RangeGrid grid;
+  grid.lo = r.f32();
+  grid.step = r.f32();
+  if (!std::isfinite(grid.lo) || !std::isfinite(grid.step) || !(grid.step > 0)) r.fail("has an invalid range grid");
+  s.rangeLo = grid.lo;
+  s.rangeStep = grid.step;
+  const std::vector<uint32_t> lo = readSymbols(r, blockCount, kRangeBits);
+  const std::vector<uint32_t> span = readSymbols(r, blockCount, kRangeBits);
+  for (size_t i = 0; i < s.blocks.size(); ++i) {
+    if (uint64_t(lo[i]) + span[i] > RangeGrid::kLevels) r.fail("has a block range beyond its grid");
+    s.blocks[i].minValue = grid.value(lo[i]);
+    s.blocks[i].maxValue = grid.value(lo[i] + span[i]);
+  }
+}
+
+ScaleModel parseScaleV2(ByteReader& r, const Model& m, ComponentBytes* bytes = nullptr) {
+  const std::string where = "archive section '" + r.name() + "'";
+  ScaleModel s;
+  const uint64_t blockCount = readScaleFixed(r, s);
+  checkScaleFixed(s, m, where);
+  const uint8_t flags = r.u8();
+  if (flags > (kRangesOnGrid | kLocalCodebooks)) r.fail("has unknown flags " + std::to_string(flags));
+  s.codebooks.local = (flags & kLocalCodebooks) != 0;
+  readBlockTable(r, s, blockCount, (flags & kRangesOnGrid) != 0);
+  checkBlocks(s, where);
+  if (bytes) bytes->blockTable += r.position();
+  uint64_t at = r.position();
+  const MlpShape& shape = m.shape;
+  readGroup(r, s.latents, s.codebooks.latents, saturatingMul(blockCount, uint64_t(shape.latentDim)), 1, false,
+            s.precision, "latents", nullptr);
+  if (bytes) bytes->latents += r.position() - at;
+  GroupBytes acc{bytes ? &bytes->masks : nullptr, bytes ? &bytes->codebooks : nullptr,
+                 bytes ? &bytes->indices : nullptr, bytes ? &bytes->weights : nullptr};
+  const uint64_t parts = s.codebooks.local ? uint64_t(s.mlpCount) : 1;
+  s.weights.resize(size_t(shape.layerCount()));
+  s.biases.resize(size_t(shape.layerCount()));
+  s.codebooks.weights.resize(size_t(shape.layerCount()));
+  s.codebooks.biases.resize(size_t(shape.layerCount()));
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    const uint64_t fanOut = uint64_t(shape.fanOut(l)), mlps = uint64_t(s.mlpCount);
+    for (int bias = 0; bias < 2; ++bias) {
+      const uint64_t count = saturatingMul(mlps, bias ? fanOut : uint64_t(shape.fanIn(l)) * fanOut);
+      auto& out = bias ? s.biases[size_t(l)] : s.weights[size_t(l)];
+      auto& book = bias ? s.codebooks.biases[size_t(l)] : s.codebooks.weights[size_t(l)];
+      readGroup(r, out, book, count, parts, true, s.precision, bias ? "biases" : "weights", bytes ? &acc : nullptr);
+    }
   }
   r.finish();
   checkFiniteParameters(s, where);
@@ -731,7 +1036,7 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
     for (size_t s = 0; s < load; ++s) {
       verifyChecksum(data, *l.scales[s]);
       ByteReader scale = openSection(data, *l.scales[s]);
-      m.scales.push_back(parseScale(scale, m));
+      m.scales.push_back(toc.version == 1 ? parseScaleV1(scale, m) : parseScaleV2(scale, m));
     }
     // A preview keeps the grids of the scales it skips (their fixed fields only, no blocks and no MLPs), so the
     // decoder still climbs to the full grid: the skipped residuals simply decode to zero.
@@ -775,7 +1080,12 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
     const Model m = parseHeader(header, scaleCount);
     for (const SectionInfo* s : l.scales) {
       ByteReader scale = openSection(data, *s);
-      measureScale(scale, m.shape, summary.bytes);
+      if (toc.version == 1) {
+        measureScale(scale, m.shape, summary.bytes);
+      } else {  // entropy-coded: the sizes are known only by reading the streams (small next to decoding)
+        verifyChecksum(data, *s);
+        parseScaleV2(scale, m, &summary.bytes);
+      }
     }
   }
   // Header sections and extension sections are both metadata, so total() equals the file size.

@@ -1,6 +1,7 @@
 #include "ecnr/Blocks.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace ecnr {
 
@@ -79,6 +80,39 @@ double blockMeanSquare(const BlockGrid& g, int64_t block, const float* in) {
       for (int x = 0; x < v[0]; ++x) sum += double(src[x]) * src[x];
     }
   return sum / double(g.validVoxels(block));
+}
+
+RangeGrid RangeGrid::covering(float lo, float hi) {
+  RangeGrid g;
+  g.lo = lo;
+  // A hair wider than [lo, hi] so that rounding never leaves hi above the last level.
+  g.step = hi > lo ? float(double(hi - lo) / double(kLevels) * (1.0 + 1e-6)) : 0.0f;
+  return g;
+}
+
+float RangeGrid::value(uint32_t q) const { return lo + float(q) * step; }
+
+uint32_t RangeGrid::below(float v) const {
+  if (!(step > 0)) return 0;
+  int64_t q = std::clamp<int64_t>(int64_t(std::floor(double(v - lo) / double(step))), 0, kLevels);
+  while (q > 0 && value(uint32_t(q)) > v) --q;
+  while (q < int64_t(kLevels) && value(uint32_t(q + 1)) <= v) ++q;
+  return uint32_t(q);
+}
+
+uint32_t RangeGrid::above(float v) const {
+  if (!(step > 0)) return 0;
+  int64_t q = std::clamp<int64_t>(int64_t(std::ceil(double(v - lo) / double(step))), 0, kLevels);
+  while (q < int64_t(kLevels) && value(uint32_t(q)) < v) ++q;
+  while (q > 0 && value(uint32_t(q - 1)) >= v) --q;
+  return uint32_t(q);
+}
+
+int64_t RangeGrid::exact(float v) const {
+  if (!(step > 0)) return v == lo ? 0 : -1;
+  const double r = std::round(double(v - lo) / double(step));
+  if (!(r >= 0 && r <= double(kLevels))) return -1;
+  return value(uint32_t(r)) == v ? int64_t(r) : -1;
 }
 
 }  // namespace ecnr

@@ -60,11 +60,13 @@ std::vector<float> poolFeatures(const TrainingSet& set, int* dim) {
 }
 
 // Effective blocks of one scale's target: every block at the coarsest scale, elsewhere only those whose mean
-// squared residual exceeds the threshold. Fills the block table (min/max) and the normalized training values.
+// squared residual exceeds the threshold. Fills the block table (min/max, on the scale's range grid when one is
+// set: min rounded down, max up, and the block normalized with them) and the normalized training values.
 void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, float threshold, ScaleModel& scale,
                   TrainingSet& set, int64_t* totalBlocks) {
   const int64_t V = grid.voxelsPerBlock();
   std::vector<float> buf(static_cast<size_t>(V));
+  const RangeGrid rg{scale.rangeLo, scale.rangeStep};
   *totalBlocks = grid.blocksPerStep() * target.dims.t;
   for (int64_t t = 0; t < target.dims.t; ++t) {
     for (int64_t b = 0; b < grid.blocksPerStep(); ++b) {
@@ -74,8 +76,8 @@ void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, floa
       BlockRecord r;
       r.block = uint32_t(b);
       r.t = uint32_t(t);
-      r.minValue = *lo;
-      r.maxValue = *hi;
+      r.minValue = rg.step > 0 ? rg.value(rg.below(*lo)) : *lo;
+      r.maxValue = rg.step > 0 ? rg.value(rg.above(*hi)) : *hi;
       scale.blocks.push_back(r);
       const float range = r.maxValue - r.minValue;
       for (float v : buf) set.values.push_back(range > 0 ? 2.0f * (v - r.minValue) / range - 1.0f : 0.0f);
@@ -187,6 +189,12 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     Field base = p == 0 ? Field(scale.dims) : upsample(recon, model.scales.back().halved, scale.dims);
     for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= base.values[k];
 
+    if (r.s.quantizeRanges && !target.values.empty()) {
+      const auto [tlo, thi] = std::minmax_element(target.values.begin(), target.values.end());
+      const RangeGrid rg = RangeGrid::covering(*tlo, *thi);
+      scale.rangeLo = rg.lo;
+      scale.rangeStep = rg.step;
+    }
     TrainingSet set;
     set.blockDims = r.blockDims;
     ScaleReport sr;
@@ -209,6 +217,14 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     o.threads = r.s.threads;
     o.device = r.s.device;
     o.trainer = r.s.trainer;
+    o.deep.pruneAt = r.pruneAt;
+    o.deep.pruneSparsity = r.pruneSparsity;
+    o.deep.lambda = r.s.pruneLambda;
+    o.deep.bits = r.s.quantBits;
+    o.deep.local = r.s.localQuantization;
+    o.deep.latentBits = r.s.quantBits > 0 ? r.s.latentBits : 0;
+    o.deep.fineTuneEpochs = r.s.quantBits > 0 ? int(std::ceil(r.s.fineTuneFraction * o.epochs)) : 0;
+    o.deep.fineTuneLr = r.s.fineTuneLr;
     o.progressBegin = done;
     o.progressEnd = done + share[size_t(p)];
     o.label = "scale " + std::to_string(p + 1) + "/" + std::to_string(S);
@@ -227,6 +243,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     sr.epochs = o.epochs;
     sr.trainSeconds = ts.seconds;
     sr.trainLoss = ts.finalLoss;
+    sr.sparsity = ts.sparsity;
     sr.samplesPerSecond = ts.seconds > 0 ? double(ts.samples) / ts.seconds : 0;
     sr.psnrAfter = psnrNormalized(levels[size_t(i)], recon);
     std::ostringstream fin;

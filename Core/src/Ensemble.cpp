@@ -3,9 +3,12 @@
 #include <torch/torch.h>
 
 #include "SirenTrainCpu.h"
+#include "ecnr/Pruning.h"
+#include "ecnr/Quantization.h"
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <sstream>
 
 namespace ecnr {
@@ -165,6 +168,46 @@ bool useFusedTrainer(const MlpShape& shape, const TrainOptions& o) {
   return o.device == "cpu" && fits;
 }
 
+// The schedule of one scale's training: optimizer steps, the pruning rounds (whole epochs, so that each MLP's
+// loss of the round before is a full epoch's) and the fine-tuning of the shared values after quantization.
+struct Schedule {
+  int64_t stepsPerEpoch = 1, trainSteps = 0, fineTuneSteps = 0;
+  std::vector<int64_t> pruneStep;
+
+  Schedule(const TrainingSet& set, const TrainOptions& o) {
+    stepsPerEpoch = stepsPerEpochOf(set, o);
+    trainSteps = stepsPerEpoch * o.epochs;
+    const DeepCompressionOptions& d = o.deep;
+    if (d.pruneAt.size() != d.pruneSparsity.size()) throw Error("pruning: one sparsity per round expected");
+    for (double at : d.pruneAt)
+      pruneStep.push_back(std::clamp<int64_t>(std::llround(at * o.epochs), 0, o.epochs) * stepsPerEpoch);
+    fineTuneSteps = d.bits > 0 ? stepsPerEpoch * std::max(0, d.fineTuneEpochs) : 0;
+  }
+  int64_t allSteps() const { return trainSteps + fineTuneSteps; }
+  float lr(const TrainOptions& o, int64_t step) const {
+    return step >= trainSteps ? o.deep.fineTuneLr : float(learningRateAt(o, double(step) / double(std::max<int64_t>(1, trainSteps))));
+  }
+};
+
+void reportEpoch(const TrainOptions& o, const Schedule& sc, int64_t done, double loss, const Progress& progress) {
+  std::ostringstream msg;
+  if (done <= sc.trainSteps)
+    msg << o.label << ": epoch " << done / sc.stepsPerEpoch << "/" << o.epochs << " loss " << loss;
+  else
+    msg << o.label << ": fine-tuning shared values, epoch " << (done - sc.trainSteps) / sc.stepsPerEpoch << "/"
+        << o.deep.fineTuneEpochs << " loss " << loss;
+  progress.report(o.progressBegin + (o.progressEnd - o.progressBegin) * double(done) / double(std::max<int64_t>(1, sc.allSteps())),
+                  msg.str());
+}
+
+ScaleModel parametersOf(const kernels::FusedTrainResult& r, int mlpCount) {
+  ScaleModel s;
+  s.mlpCount = mlpCount;
+  s.weights = r.weights;
+  s.biases = r.biases;
+  return s;
+}
+
 // The fused CPU trainer (kernels/SirenTrainCpu.h): same sampling distribution, loss, initialisation and Adam as
 // the LibTorch path below, its own random streams (one per MLP).
 TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
@@ -172,7 +215,8 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   Timer timer;
   TrainStats stats;
   stats.trainer = "fused";
-  const int64_t stepsPerEpoch = stepsPerEpochOf(set, o), totalSteps = stepsPerEpoch * o.epochs;
+  const Schedule sched(set, o);
+  const DeepCompressionOptions& d = o.deep;
   std::vector<int> valid;
   for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
   kernels::FusedTrainProblem pr;
@@ -187,32 +231,56 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   pr.hidden = shape.hidden;
   pr.sineLayers = shape.sineLayers;
   pr.omega0 = shape.omega0;
-  pr.steps = totalSteps;
+  pr.steps = sched.trainSteps;
   pr.batchPerMlp = o.batchPerMlp;
   pr.weightDecay = o.weightDecay;
   pr.seed = o.seed;
   pr.threads = o.threads;
-  pr.learningRate = [&](int64_t step) { return float(learningRateAt(o, double(step) / double(totalSteps))); };
-  pr.stepsPerRound = stepsPerEpoch;
+  pr.learningRate = [&](int64_t step) { return sched.lr(o, step); };
+  pr.stepsPerRound = sched.stepsPerEpoch;
   pr.onRound = [&](int64_t done, double roundLoss) {
-    stats.finalLoss = roundLoss / double(stepsPerEpoch);
-    std::ostringstream msg;
-    msg << o.label << ": epoch " << done / stepsPerEpoch << "/" << o.epochs << " loss " << stats.finalLoss;
-    progress.report(o.progressBegin + (o.progressEnd - o.progressBegin) * double(done) / double(totalSteps), msg.str());
+    stats.finalLoss = roundLoss / double(sched.stepsPerEpoch);
+    if (done == sched.trainSteps + sched.stepsPerEpoch) stats.lossBeforeFineTune = stats.finalLoss;
+    reportEpoch(o, sched, done, stats.finalLoss, progress);
     return !progress.isCancelled();
   };
-  kernels::FusedTrainResult r;
   try {
-    r = kernels::trainSirenCpu(pr);
+    kernels::FusedTrainer tr(pr);
+    PruneMasks masks = keepAll(shape, set.mlpCount);
+    int64_t begin = 0;
+    for (size_t i = 0; i < sched.pruneStep.size(); ++i) {
+      const int64_t at = std::max(begin, sched.pruneStep[i]);
+      if (!tr.run(begin, at)) break;
+      masks = blockGuidedPrune(parametersOf(tr.result(), set.mlpCount), shape, tr.mlpLoss(), d.pruneSparsity[i],
+                               d.lambda, masks);
+      tr.setMasks(masks.weights, masks.biases);
+      begin = at;
+    }
+    progress.checkCancel();
+    tr.run(begin, sched.trainSteps);
+    progress.checkCancel();
+    kernels::FusedTrainResult r = tr.result();
+    stats.steps = r.stepsDone;
+    out.weights = std::move(r.weights);
+    out.biases = std::move(r.biases);
+    out.latents = std::move(r.latents);
+    stats.sparsity = candidateSparsity(masks, shape);
+    if (d.bits > 0) {
+      const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits});
+      if (sched.fineTuneSteps > 0) {
+        tr.shareParameters({table.values, table.weightId, table.biasId, table.latentId});
+        tr.run(sched.trainSteps, sched.allSteps());
+        progress.checkCancel();
+        applySharedValues(out, shape, table, tr.sharedValues());
+        if (table.latentId.empty()) out.latents = tr.result().latents;
+        stats.lossAfterFineTune = stats.finalLoss;
+        stats.steps = sched.allSteps();
+      }
+    }
   } catch (const std::invalid_argument& e) {
     throw Error(e.what());
   }
-  progress.checkCancel();
-  out.weights = std::move(r.weights);
-  out.biases = std::move(r.biases);
-  out.latents = std::move(r.latents);
-  stats.steps = r.stepsDone;
-  stats.samples = r.stepsDone * set.mlpCount * o.batchPerMlp;
+  stats.samples = stats.steps * set.mlpCount * o.batchPerMlp;
   stats.seconds = timer.seconds();
   return stats;
 }
@@ -251,6 +319,185 @@ LossGradients batchedLossGradients(const ScaleModel& scale, const MlpShape& shap
   return r;
 }
 
+namespace {
+
+// The LibTorch trainer (the reference, and the CUDA path), with the same deep-compression stages as the fused one:
+// masks multiplied in after every step while pruning; after quantization the layers are gathered from one shared
+// table (plus a zero slot for pruned parameters) so autograd sums each shared value's gradient over its uses.
+class TorchTrainer {
+public:
+  TorchTrainer(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, torch::Device dev)
+      : shape_(shape), o_(o), dev_(dev), m_(set.mlpCount), net_(shape, set.mlpCount, dev), sampler_(set, o.batchPerMlp),
+        sched_(set, o) {
+    latents_ = torch::randn({set.blockCount(), int64_t(shape.latentDim)}).to(dev).set_requires_grad(true);
+    std::vector<torch::Tensor> params = net_.W;
+    params.insert(params.end(), net_.b.begin(), net_.b.end());
+    params.push_back(latents_);
+    adam_ = std::make_unique<torch::optim::Adam>(params, adamOptions(o.learningRate));
+    mlpLoss_.assign(size_t(m_), 0.0);
+  }
+
+  const Schedule& schedule() const { return sched_; }
+  const std::vector<double>& mlpLoss() const { return mlpLoss_; }
+
+  // Steps [begin, end); reports once per epoch. Returns the last epoch's loss.
+  double run(int64_t begin, int64_t end, const Progress& progress) {
+    double epochLoss = 0, last = 0;
+    torch::Tensor perMlp = torch::zeros({m_}, torch::kDouble);
+    for (int64_t step = begin; step < end; ++step) {
+      progress.checkCancel();
+      for (auto& g : adam_->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(sched_.lr(o_, step));
+      if (shared_.defined()) gatherShared();
+      auto [blk, coords, target] = sampler_.draw();
+      auto lat = latents_.index_select(0, blk.to(dev_)).view({m_, o_.batchPerMlp, shape_.latentDim});
+      auto y = net_.forward(torch::cat({coords.to(dev_), lat}, 2)).squeeze(2);
+      auto w = sampler_.sampleWeights(blk);
+      auto err = (y - target.to(dev_)).square();
+      if (w.defined()) err = err * w.to(dev_);
+      auto loss = err.mean();
+      adam_->zero_grad();
+      loss.backward();
+      adam_->step();
+      if (!shared_.defined()) applyMasks();
+      perMlp += err.detach().mean(1).to(torch::kCPU, torch::kDouble) / double(m_);
+      epochLoss += loss.item<double>();
+      if ((step + 1) % sched_.stepsPerEpoch == 0) {
+        last = epochLoss / double(sched_.stepsPerEpoch);
+        epochLoss = 0;
+        for (int q = 0; q < m_; ++q) mlpLoss_[size_t(q)] = perMlp[q].item<double>();
+        perMlp.zero_();
+        reportEpoch(o_, sched_, step + 1, last, progress);
+      }
+    }
+    return last;
+  }
+
+  void setMasks(const PruneMasks& masks) {
+    wMask_.clear();
+    bMask_.clear();
+    for (int l = 0; l < shape_.layerCount(); ++l) {
+      wMask_.push_back(toTensor(masks.weights[size_t(l)]).view(net_.W[size_t(l)].sizes()));
+      bMask_.push_back(toTensor(masks.biases[size_t(l)]).view(net_.b[size_t(l)].sizes()));
+    }
+    applyMasks();
+  }
+
+  void shareParameters(const SharedTable& t) {
+    const int64_t zero = int64_t(t.values.size());  // the extra slot that pruned parameters read: always 0
+    auto ids = [&](const std::vector<int32_t>& v) {
+      std::vector<int64_t> x;
+      for (int32_t i : v) x.push_back(i < 0 ? zero : i);
+      return torch::tensor(x, torch::kLong).to(dev_);
+    };
+    wId_.clear();
+    bId_.clear();
+    for (int l = 0; l < shape_.layerCount(); ++l) {
+      wId_.push_back(ids(t.weightId[size_t(l)]));
+      bId_.push_back(ids(t.biasId[size_t(l)]));
+    }
+    if (!t.latentId.empty()) latentId_ = ids(t.latentId);
+    shared_ = torch::tensor(t.values).to(dev_).set_requires_grad(true);
+    std::vector<torch::Tensor> params{shared_};
+    if (!latentId_.defined()) params.push_back(latents_);
+    adam_ = std::make_unique<torch::optim::Adam>(params, adamOptions(o_.deep.fineTuneLr));
+  }
+
+  std::vector<float> sharedValues() const { return toVector(shared_); }
+
+  void copyTo(ScaleModel& out) {
+    torch::NoGradGuard g;
+    if (shared_.defined()) gatherShared();
+    copyOut(net_, latents_, shape_, out);
+  }
+
+private:
+  torch::optim::AdamOptions adamOptions(double lr) const {
+    return torch::optim::AdamOptions(lr).betas({0.9, 0.999}).weight_decay(o_.weightDecay);
+  }
+  torch::Tensor toTensor(const std::vector<uint8_t>& v) const {
+    return torch::tensor(std::vector<float>(v.begin(), v.end())).to(dev_);
+  }
+  static std::vector<float> toVector(const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  void applyMasks() {
+    torch::NoGradGuard g;
+    for (size_t l = 0; l < wMask_.size(); ++l) {
+      net_.W[l].mul_(wMask_[l]);
+      net_.b[l].mul_(bMask_[l]);
+    }
+  }
+  // Rebuilds every layer (and the quantized latents) from the shared table: differentiable gathers.
+  void gatherShared() {
+    auto table = torch::cat({shared_, torch::zeros({1}, shared_.options())});
+    for (int l = 0; l < shape_.layerCount(); ++l) {
+      net_.W[size_t(l)] = table.index_select(0, wId_[size_t(l)]).view(net_.W[size_t(l)].sizes());
+      net_.b[size_t(l)] = table.index_select(0, bId_[size_t(l)]).view(net_.b[size_t(l)].sizes());
+    }
+    if (latentId_.defined()) latents_ = table.index_select(0, latentId_).view(latents_.sizes());
+  }
+
+  MlpShape shape_;
+  const TrainOptions& o_;
+  torch::Device dev_;
+  int64_t m_;
+  BatchedSiren net_;
+  torch::Tensor latents_;
+  Sampler sampler_;
+  Schedule sched_;
+  std::unique_ptr<torch::optim::Adam> adam_;
+  std::vector<torch::Tensor> wMask_, bMask_, wId_, bId_;
+  torch::Tensor shared_, latentId_;
+  std::vector<double> mlpLoss_;
+};
+
+TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
+                         const Progress& progress, torch::Device dev) {
+  Timer timer;
+  TrainStats stats;
+  stats.trainer = "libtorch";
+  const DeepCompressionOptions& d = o.deep;
+  TorchTrainer tr(set, shape, o, dev);
+  const Schedule& sched = tr.schedule();
+  PruneMasks masks = keepAll(shape, set.mlpCount);
+  int64_t begin = 0;
+  for (size_t i = 0; i < sched.pruneStep.size(); ++i) {
+    const int64_t at = std::max(begin, sched.pruneStep[i]);
+    if (at > begin) stats.finalLoss = tr.run(begin, at, progress);
+    ScaleModel cur;
+    tr.copyTo(cur);
+    cur.mlpCount = set.mlpCount;
+    masks = blockGuidedPrune(cur, shape, tr.mlpLoss(), d.pruneSparsity[i], d.lambda, masks);
+    tr.setMasks(masks);
+    begin = at;
+  }
+  if (sched.trainSteps > begin) stats.finalLoss = tr.run(begin, sched.trainSteps, progress);
+  tr.copyTo(out);
+  stats.sparsity = candidateSparsity(masks, shape);
+  stats.steps = sched.trainSteps;
+  if (d.bits > 0) {
+    const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits});
+    if (sched.fineTuneSteps > 0) {
+      tr.shareParameters(table);
+      stats.lossBeforeFineTune = tr.run(sched.trainSteps, sched.trainSteps + sched.stepsPerEpoch, progress);
+      stats.finalLoss = stats.lossAfterFineTune =
+          sched.fineTuneSteps > sched.stepsPerEpoch ? tr.run(sched.trainSteps + sched.stepsPerEpoch, sched.allSteps(), progress)
+                                                    : stats.lossBeforeFineTune;
+      ScaleModel tuned;
+      tr.copyTo(tuned);
+      applySharedValues(out, shape, table, tr.sharedValues());
+      if (table.latentId.empty()) out.latents = tuned.latents;
+      stats.steps = sched.allSteps();
+    }
+  }
+  stats.samples = stats.steps * set.mlpCount * o.batchPerMlp;
+  stats.seconds = timer.seconds();
+  return stats;
+}
+
+}  // namespace
+
 TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
                          const Progress& progress) {
   Timer timer;
@@ -268,47 +515,7 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
     return stats;
   }
   if (useFusedTrainer(shape, o)) return trainFused(set, shape, o, out, progress);
-  BatchedSiren net(shape, m, dev);
-  auto latents = torch::randn({nb, int64_t(shape.latentDim)}).to(dev).set_requires_grad(true);
-  std::vector<torch::Tensor> params = net.W;
-  params.insert(params.end(), net.b.begin(), net.b.end());
-  params.push_back(latents);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.learningRate).betas({0.9, 0.999}).weight_decay(o.weightDecay));
-
-  Sampler sampler(set, o.batchPerMlp);
-  const int64_t stepsPerEpoch = stepsPerEpochOf(set, o);
-  const int64_t totalSteps = stepsPerEpoch * o.epochs;
-  double epochLoss = 0;
-  for (int64_t step = 0; step < totalSteps; ++step) {
-    progress.checkCancel();
-    const double fraction = double(step) / double(totalSteps);
-    for (auto& g : adam.param_groups())
-      static_cast<torch::optim::AdamOptions&>(g.options()).lr(learningRateAt(o, fraction));
-    auto [blk, coords, target] = sampler.draw();
-    auto lat = latents.index_select(0, blk.to(dev)).view({m, o.batchPerMlp, shape.latentDim});
-    auto x = torch::cat({coords.to(dev), lat}, 2);
-    auto y = net.forward(x).squeeze(2);
-    auto w = sampler.sampleWeights(blk);
-    auto loss = w.defined() ? (w.to(dev) * (y - target.to(dev)).square()).mean() : torch::mse_loss(y, target.to(dev));
-    adam.zero_grad();
-    loss.backward();
-    adam.step();
-    epochLoss += loss.item<double>();
-    if ((step + 1) % stepsPerEpoch == 0) {
-      const int64_t epoch = (step + 1) / stepsPerEpoch;
-      stats.finalLoss = epochLoss / double(stepsPerEpoch);
-      epochLoss = 0;
-      std::ostringstream msg;
-      msg << o.label << ": epoch " << epoch << "/" << o.epochs << " loss " << stats.finalLoss;
-      progress.report(o.progressBegin + (o.progressEnd - o.progressBegin) * double(step + 1) / double(totalSteps),
-                      msg.str());
-    }
-  }
-  stats.steps = totalSteps;
-  stats.samples = totalSteps * m * o.batchPerMlp;
-  copyOut(net, latents, shape, out);
-  stats.seconds = timer.seconds();
-  return stats;
+  return trainLibTorch(set, shape, o, out, progress, dev);
 }
 
 }  // namespace ecnr

@@ -69,6 +69,22 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   r.epochs = fitToScales(in.epochs.empty() ? presetSettings("default").epochs : in.epochs, scales);
   for (int e : r.epochs)
     if (e < 0) throw Error("epochs must be >= 0");
+  if (in.quantBits < 0 || in.quantBits > 16 || in.latentBits < 0 || in.latentBits > 16)
+    throw Error("quantization bits must be in [0, 16]");
+  if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
+  if (in.pruning) {
+    // The paper's rounds: time series at 150/225/300/375 of 500 epochs to 30/40/45/50 %; static volumes at 75 and
+    // 115 of 200 to 20/30 %.
+    const bool series = dims.t > 1;
+    r.pruneAt = !in.pruneAt.empty() ? in.pruneAt : series ? std::vector<double>{0.3, 0.45, 0.6, 0.75}
+                                                          : std::vector<double>{0.375, 0.575};
+    r.pruneSparsity = !in.pruneSparsity.empty() ? in.pruneSparsity : series ? std::vector<double>{0.3, 0.4, 0.45, 0.5}
+                                                                            : std::vector<double>{0.2, 0.3};
+    if (r.pruneAt.size() != r.pruneSparsity.size()) throw Error("pruning: give one sparsity per round");
+    for (size_t i = 0; i < r.pruneAt.size(); ++i)
+      if (!(r.pruneAt[i] >= 0 && r.pruneAt[i] <= 1 && r.pruneSparsity[i] >= 0 && r.pruneSparsity[i] < 1))
+        throw Error("pruning rounds must be in [0, 1] and sparsities in [0, 1)");
+  }
   r.blockDims = in.blockDims;
   if (r.blockDims[0] <= 0 || r.blockDims[1] <= 0 || r.blockDims[2] <= 0) {
     r.blockDims = chooseBlockDims(dims, r);

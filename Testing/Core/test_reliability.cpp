@@ -311,8 +311,11 @@ TEST(Reliability, NaNParametersAndBlocksLargerThanTheGridAreRefused) {
   bad.dataMin = INFINITY;
   EXPECT_TRUE(contains(errorOf([&] { serializeArchive({bad}); }), "data range"));
 
-  // A NaN weight (float16 0x7E00) written into the bytes with valid checksums.
-  std::vector<uint8_t> bytes = serializeArchive({m});
+  // A NaN weight (float16 0x7E00) written into the bytes with valid checksums (plain values: the last bias is the
+  // last two bytes of the file).
+  EncoderSettings plain = tinySettings();
+  plain.quantBits = 0;
+  std::vector<uint8_t> bytes = serializeArchive({encodeTiny(smoothField(Dims4{8, 8, 8, 2}), GridMeta{}, plain)});
   const SectionInfo last = summarizeArchive(bytes.data(), bytes.size()).sections.back();
   ASSERT_EQ(m.scales.back().precision, WeightPrecision::Float16);
   const size_t at = size_t(last.offset + last.length) - 2;  // the last bias

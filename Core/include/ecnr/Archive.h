@@ -10,9 +10,9 @@
 
 namespace ecnr {
 
-constexpr uint32_t kArchiveVersion = 1;
+constexpr uint32_t kArchiveVersion = 2;  ///< 2: entropy-coded Scale payloads (1 is still read)
 
-enum class SectionType : uint32_t { Header = 1, Scale = 2 };
+enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3 };
 
 /// One entry of the table of contents.
 struct SectionInfo {
@@ -24,10 +24,13 @@ struct SectionInfo {
   uint32_t crc = 0;     ///< CRC-32C of the payload
 };
 
-/// Bytes of each component, for `ecnr info`.
+/// Bytes of each component, for `ecnr info` (the paper's appendix Fig. 2): the block table (kept blocks, their
+/// MLP and value range), latent codes, and the MLPs as pruning masks + shared values (codebooks) + indices, or as
+/// plain weights; the boundary CNN.
 struct ComponentBytes {
   uint64_t header = 0, toc = 0, blockTable = 0, latents = 0, weights = 0;
-  uint64_t total() const { return header + toc + blockTable + latents + weights; }
+  uint64_t masks = 0, codebooks = 0, indices = 0, cnn = 0;
+  uint64_t total() const { return header + toc + blockTable + latents + weights + masks + codebooks + indices + cnn; }
 };
 
 /// Serializes one or more arrays (same dims) into archive bytes.

@@ -31,4 +31,19 @@ void insertBlock(float* step, const BlockGrid& g, int64_t block, const float* in
 /// Mean of squares over the valid voxels of a block (in: a full block as extractBlock returns it).
 double blockMeanSquare(const BlockGrid& g, int64_t block, const float* in);
 
+/// The per-block min/max of a scale on a 16-bit grid (side data the archive entropy-codes instead of two float32
+/// per block): value(q) = lo + q * step. The encoder normalizes each block with its *rounded* range (min rounded
+/// down, max up), so the grid costs no accuracy.
+struct RangeGrid {
+  float lo = 0, step = 0;  ///< step 0: ranges are plain floats
+  static constexpr uint32_t kLevels = 65535;
+
+  static RangeGrid covering(float lo, float hi);
+  float value(uint32_t q) const;
+  uint32_t below(float v) const;  ///< largest q with value(q) <= v (0 if none)
+  uint32_t above(float v) const;  ///< smallest q with value(q) >= v (kLevels if none)
+  /// q with value(q) == v exactly, or -1: the archive writer's check that a range lies on the grid.
+  int64_t exact(float v) const;
+};
+
 }  // namespace ecnr

@@ -20,6 +20,7 @@ struct ScaleReport {
   int epochs = 0;
   double trainSeconds = 0;
   double trainLoss = 0;
+  double sparsity = 0;   ///< fraction of the pruning candidates pruned
   double samplesPerSecond = 0;
   double psnrAfter = 0;  ///< PSNR (normalized range 2) of this scale's reconstruction against its target V_i
 };

@@ -28,6 +28,18 @@ struct TrainingSet {
   int64_t voxelsPerBlock() const { return int64_t(blockDims[0]) * blockDims[1] * blockDims[2]; }
 };
 
+/// Deep compression during and after training (paper Sec. 3.5).
+struct DeepCompressionOptions {
+  /// Block-guided pruning rounds: at pruneAt[i] (fraction of training) prune to pruneSparsity[i] of the candidates.
+  std::vector<double> pruneAt, pruneSparsity;
+  double lambda = 0.1;        ///< lambda_b of Eq. 2
+  int bits = 0;               ///< 0 = no quantization; else 2^bits shared values per layer (weights, biases apart)
+  bool local = false;         ///< per-MLP codebooks instead of per-scale ones (comparison only)
+  int latentBits = 0;         ///< 0 = latent codes stay plain values
+  int fineTuneEpochs = 0;     ///< epochs of shared-value fine-tuning after quantization (indices fixed)
+  float fineTuneLr = 1e-4f;
+};
+
 struct TrainOptions {
   int epochs = 100;
   int batchPerMlp = 2048;
@@ -43,6 +55,7 @@ struct TrainOptions {
   /// faster than LibTorch here, BENCHMARKS.md), LibTorch otherwise; "fused" or "libtorch" force one (fused runs on
   /// the CPU only). Both are deterministic for a seed; the fused one whatever the thread count.
   std::string trainer = "auto";
+  DeepCompressionOptions deep;
   /// progress range of this stage within the whole job
   double progressBegin = 0, progressEnd = 1;
   std::string label = "scale";
@@ -54,10 +67,14 @@ struct TrainStats {
   int64_t samples = 0;     ///< training samples processed
   int64_t steps = 0;
   std::string trainer;     ///< "fused" or "libtorch": which one ran
+  double sparsity = 0;     ///< fraction of the pruning candidates pruned
+  double lossBeforeFineTune = 0, lossAfterFineTune = 0;  ///< last-epoch loss right after quantization, and at the end
 };
 
 /// Trains mlpCount MLPs and one latent per block; writes weights, biases and latents into `out`
-/// (out.blocks must already list the blocks in TrainingSet order).
+/// (out.blocks must already list the blocks in TrainingSet order). With options.deep: prunes during training,
+/// quantizes afterwards (out.codebooks) and fine-tunes the shared values; `out` then holds exactly the values the
+/// archive stores (rounded to out.precision).
 TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const TrainOptions& options,
                          ScaleModel& out, const Progress& progress);
 

@@ -35,6 +35,23 @@ struct BlockRecord {
   float maxValue = 0;
 };
 
+/// Deep compression (paper Sec. 3.5): the shared values ("codebooks") of a scale's quantized parameter groups.
+/// A group with a codebook holds only values of its codebook, or 0 where a parameter was pruned; the archive
+/// stores such a group as a pruning mask plus entropy-coded indices. Empty codebooks: plain values.
+struct ScaleCodebooks {
+  bool local = false;  ///< one codebook per MLP for weights and biases (mlpCount codebooks back to back)
+  std::vector<std::vector<float>> weights, biases;  ///< per layer (empty vectors: layer not quantized)
+  std::vector<float> latents;                       ///< one codebook for every latent value of the scale
+
+  bool any() const {
+    for (const auto& w : weights)
+      if (!w.empty()) return true;
+    for (const auto& b : biases)
+      if (!b.empty()) return true;
+    return !latents.empty();
+  }
+};
+
 /// Which axes were halved going from the next finer scale to this one (x, y, z, t).
 using HalvedAxes = std::array<bool, 4>;
 
@@ -48,7 +65,10 @@ struct ScaleModel {
   /// weights[l]: mlpCount * fanIn(l) * fanOut(l), laid out (mlp, in, out); biases[l]: mlpCount * fanOut(l)
   std::vector<std::vector<float>> weights;
   std::vector<std::vector<float>> biases;
-  WeightPrecision precision = WeightPrecision::Float32;
+  WeightPrecision precision = WeightPrecision::Float32;  ///< of plain values and of codebook entries
+  ScaleCodebooks codebooks;
+  /// Grid of the block min/max values (RangeGrid in Blocks.h); step 0 = plain float32 ranges.
+  float rangeLo = 0, rangeStep = 0;
 
   std::array<int64_t, 3> blockGrid() const;  ///< blocks per axis (ceil division)
 };

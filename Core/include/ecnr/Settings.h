@@ -31,6 +31,16 @@ struct EncoderSettings {
   WeightPrecision precision = WeightPrecision::Float16;
   double targetRatio = 80.0;                ///< used only to choose blockDims when they are 0
   int minAxisLength = 8;                    ///< a spatial axis is not halved below this (time: below half of it)
+  // Deep compression (paper Sec. 3.5); Ensemble.h DeepCompressionOptions.
+  bool pruning = true;                      ///< block-guided pruning during training
+  std::vector<double> pruneAt, pruneSparsity;  ///< rounds (fraction of training, sparsity); empty = the paper's
+  double pruneLambda = 0.1;                 ///< lambda_b of Eq. 2
+  int quantBits = 8;                        ///< shared values per layer: 2^quantBits; 0 = plain values at `precision`
+  bool localQuantization = false;           ///< per-MLP codebooks (the paper's ECNR* baseline) instead of per scale
+  int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values
+  double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
+  float fineTuneLr = 1e-4f;
+  bool quantizeRanges = true;               ///< block min/max on a 16-bit grid per scale (else float32)
   uint64_t seed = 1;
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"
@@ -47,6 +57,7 @@ struct ResolvedSettings {
   std::array<int, 3> blockDims{};
   std::vector<int> blocksPerMlp;
   std::vector<int> epochs;
+  std::vector<double> pruneAt, pruneSparsity;  ///< empty when pruning is off
 };
 
 /// Fills every "derive from the data" field for a field of these dims.

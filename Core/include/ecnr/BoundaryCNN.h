@@ -1,0 +1,79 @@
+// BoundaryCNN: the paper's lightweight CNN (Section 3.6) that smooths the block-boundary artifacts of the
+// finest-scale decode. Training (LibTorch) lives in ecnr_encode; quantization, (de)serialization and the CPU
+// apply (kernels/Conv3dCpu, no LibTorch) live in ecnr_decode.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ecnr/Field.h"
+#include "ecnr/Progress.h"
+
+namespace ecnr {
+
+/// Five 3D convolutions 1 -> C -> C -> C -> C -> 1 (kernel 3^3), LeakyReLU(kBoundaryCnnSlope) between them.
+/// Every layer pads its input by edge replication, not zeros: the field is not zero outside the volume, and
+/// zero padding would create a false edge at the volume border that the network would have to learn to undo.
+/// With z = 1 (2D data) replication makes every z tap read the one plane, so the kernel collapses to 3 x 3.
+struct BoundaryCnn {
+  int layers = 5, channels = 32, kernel = 3;
+  /// output = input + CNN(input): the CNN learns only the small correction, so a near-zero last layer (its
+  /// initialisation) is the identity, training starts from the MLP decode and converges in far fewer steps.
+  bool residual = true;
+  /// 0: float weights. Else every weight is q * weightScale[l] and every bias q * biasScale[l] with integer
+  /// |q| < 2^(bits-1) (what serializeBoundaryCnn stores).
+  int bits = 0;
+  std::vector<std::vector<float>> weights, biases;  ///< per layer; weights (out, in, kz, ky, kx), biases (out)
+  std::vector<float> weightScale, biasScale;        ///< per layer, when bits > 0
+
+  int inChannels(int l) const { return l == 0 ? 1 : channels; }
+  int outChannels(int l) const { return l + 1 == layers ? 1 : channels; }
+  int64_t parameterCount() const;
+  /// Throws Error unless the shape fields are in range and the arrays have the sizes they imply.
+  void validate() const;
+};
+
+constexpr float kBoundaryCnnSlope = 0.01f;
+
+/// A network of the given shape with all weights and biases zero (with residual, the identity).
+BoundaryCnn makeBoundaryCnn(int layers = 5, int channels = 32, int kernel = 3, bool residual = true);
+
+struct BoundaryCnnOptions {
+  int layers = 5, channels = 32, kernel = 3;
+  bool residual = true;
+  int steps = 300;             ///< Adam steps (one batch of patches each)
+  double maxSeconds = 0;       ///< stop early when training has run this long (0: no limit)
+  float learningRate = 1e-3f;  ///< halved at 50 % and 75 % of the steps
+  int patch = 24;              ///< patch edge in voxels (clamped to the dims; z = 1 stays 1)
+  int batch = 4;               ///< patches per step
+  uint64_t seed = 1;
+  int threads = 0;             ///< LibTorch intra-op threads (0: leave as is)
+  int bits = 9;                ///< quantization at the end (paper: 9, no fine-tuning); 0 keeps float weights
+};
+
+/// Trains on the finest-scale decode (`decoded`, in the encoder's normalized [-1, 1] units) against the original
+/// (`original`, same units and dims), each time step a separate 3D volume. Random patches, Adam, MSE over the
+/// patch voxels whose receptive field lies inside the volume (patch edges inside the volume see replicated,
+/// not real, neighbours). Quantizes to options.bits at the end, so the returned network is what the archive
+/// stores. Reports progress and honours cancellation.
+BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const BoundaryCnnOptions& options,
+                             const Progress& progress = Progress());
+
+/// Quantizes every layer's weights and biases to `bits` (2..16): uniform, symmetric, one scale per layer for the
+/// weights and one for the biases (scale = max|v| / (2^(bits-1) - 1)). The network then holds exactly the
+/// dequantized values, so what the encoder measures is what the decoder computes.
+void quantizeBoundaryCnn(BoundaryCnn& cnn, int bits);
+
+/// The quantized form, little-endian: "ECNN", version, flags, layers, kernel, channels (u16), bits, reserved;
+/// per layer weight and bias scales (f32); then every q (weights then biases, layer by layer) in `bits`-bit
+/// two's complement, LSB first, zero-padded to a byte. Throws Error unless cnn is quantized (bits > 0).
+std::vector<uint8_t> serializeBoundaryCnn(const BoundaryCnn& cnn);
+/// The exact inverse. Every field is range-checked and the size must match exactly before anything is
+/// allocated; malformed input throws Error.
+BoundaryCnn parseBoundaryCnn(const uint8_t* data, size_t size);
+
+/// Applies the CNN in place to every time step of `field` (CPU, OpenMP within each z-plane; no LibTorch).
+void applyBoundaryCnn(const BoundaryCnn& cnn, Field& field);
+
+}  // namespace ecnr

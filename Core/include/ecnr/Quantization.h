@@ -1,0 +1,46 @@
+// Quantization: global quantization of a scale's MLPs (paper Sec. 3.5). Each parameter group (the weights of one
+// layer, the biases of one layer, the latent codes) gets one codebook of 2^bits shared values over *all* MLPs of
+// the scale (k-means on the unpruned values); every parameter becomes one of them. Local quantization (one codebook
+// per MLP and group) is there for comparison (paper Table 5). Fine-tuning of the shared values is the trainer's job
+// (Ensemble); this file builds the codebooks, the ids that tie parameters to them, and writes values back.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ecnr/Model.h"
+
+namespace ecnr {
+
+/// Deterministic 1D k-means: centroids initialized evenly between min and max (Deep Compression found the linear
+/// init best for weights: it keeps the rare large values), Lloyd iterations on the sorted values. Returns at most k
+/// sorted centroids (fewer when there are fewer distinct values); empty for no values.
+std::vector<float> kmeans1d(std::vector<float> values, int k, int iterations = 40);
+
+/// Position of the codebook entry nearest to v (codebook sorted ascending, not empty).
+int32_t nearestIndex(const std::vector<float>& codebook, float v);
+
+struct QuantizationOptions {
+  int bits = 8;          ///< weights and biases: 2^bits values per codebook
+  bool local = false;    ///< one codebook per MLP and group (the paper's ECNR* baseline) instead of per scale
+  int latentBits = 0;    ///< latent codes: 0 = not quantized
+};
+
+/// One shared table for the whole scale and the ids that tie every parameter to it (-1: pruned, stays 0).
+/// Codebook ranges: group g's codebook k (k = MLP for local codebooks, else 0) is values[offset[g] + k * size[g] ...].
+struct SharedTable {
+  std::vector<float> values;
+  std::vector<std::vector<int32_t>> weightId, biasId;  ///< model layout, per layer
+  std::vector<int32_t> latentId;                       ///< empty when latents are not quantized
+  std::vector<int64_t> offset, size;                   ///< per group: 2 * layer (weights), 2 * layer + 1 (biases), then latents
+  bool local = false;
+};
+
+/// Builds the codebooks of a trained scale (zeros = pruned are left out and stay 0), rounds them to the scale's
+/// storage precision, sets every value to its codebook entry and scale.codebooks; returns the ids for fine-tuning.
+SharedTable quantizeScale(ScaleModel& scale, const MlpShape& shape, const QuantizationOptions& options);
+
+/// Writes fine-tuned shared values back: codebooks (rounded to the storage precision) and every parameter.
+void applySharedValues(ScaleModel& scale, const MlpShape& shape, const SharedTable& table, std::vector<float> values);
+
+}  // namespace ecnr

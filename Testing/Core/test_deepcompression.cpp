@@ -1,0 +1,227 @@
+// Deep compression (paper Sec. 3.5): block-guided pruning, global quantization with fine-tuning, and what the
+// archive stores of them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "ecnr/Archive.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Ensemble.h"
+#include "ecnr/Pruning.h"
+#include "ecnr/Quantization.h"
+
+using namespace ecnr;
+
+namespace {
+
+ScaleModel randomParams(const MlpShape& shape, int m, uint64_t seed) {
+  std::mt19937 rng{uint32_t(seed)};
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  ScaleModel s;
+  s.mlpCount = m;
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    s.weights.emplace_back(size_t(m) * size_t(shape.fanIn(l) * shape.fanOut(l)));
+    s.biases.emplace_back(size_t(m) * size_t(shape.fanOut(l)));
+    for (float& x : s.weights.back()) x = normal(rng);
+    for (float& x : s.biases.back()) x = normal(rng);
+  }
+  return s;
+}
+
+int64_t zerosIn(const std::vector<uint8_t>& mask) { return int64_t(std::count(mask.begin(), mask.end(), uint8_t(0))); }
+
+// Smooth blocks of different content, four MLPs: a small real training problem.
+TrainingSet smallSet(int blocks, int mlps) {
+  TrainingSet set;
+  set.blockDims = {8, 8, 8};
+  set.mlpCount = mlps;
+  for (int b = 0; b < blocks; ++b) {
+    set.validDims.push_back({8, 8, 8});
+    set.mlpOfBlock.push_back(b % mlps);
+    for (int z = 0; z < 8; ++z)
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x)
+          set.values.push_back(std::sin(0.4f * x * (1 + b % 3) + 0.3f * y - 0.2f * z * (b % 2)) * 0.9f);
+  }
+  return set;
+}
+
+ScaleModel tableFor(const TrainingSet& set) {
+  ScaleModel out;
+  for (int64_t b = 0; b < set.blockCount(); ++b)
+    out.blocks.push_back(BlockRecord{uint32_t(b), 0, uint32_t(set.mlpOfBlock[size_t(b)]), -1, 1});
+  return out;
+}
+
+// A one-scale model around a trained scale, so that the archive and the decoder can be exercised on it.
+Model modelAround(const ScaleModel& trained, const MlpShape& shape, int blocks) {
+  Model m;
+  m.dims = Dims4{8 * blocks, 8, 8, 1};
+  m.dataMin = -1;
+  m.dataMax = 1;
+  m.shape = shape;
+  ScaleModel s = trained;
+  s.dims = m.dims;
+  s.blockDims = {8, 8, 8};
+  m.scales.push_back(s);
+  return m;
+}
+
+}  // namespace
+
+TEST(Pruning, ReachesTheTargetSparsityAndRespectsTheExclusions) {
+  const MlpShape shape;
+  const int m = 6;
+  const ScaleModel p = randomParams(shape, m, 3);
+  const std::vector<double> loss{0.1, 0.5, 0.2, 0.9, 0.05, 0.3};
+  PruneMasks masks = keepAll(shape, m);
+  for (double target : {0.3, 0.4, 0.45, 0.5}) {
+    const PruneMasks next = blockGuidedPrune(p, shape, loss, target, 0.1, masks);
+    EXPECT_NEAR(candidateSparsity(next, shape), target, 1e-3);
+    for (int l = 0; l < shape.layerCount(); ++l) {
+      if (!prunableWeights(shape, l)) EXPECT_EQ(zerosIn(next.weights[size_t(l)]), 0) << "layer " << l;
+      if (!prunableBiases(shape, l)) EXPECT_EQ(zerosIn(next.biases[size_t(l)]), 0) << "layer " << l;
+      for (size_t i = 0; i < masks.weights[size_t(l)].size(); ++i)
+        if (!masks.weights[size_t(l)][i]) EXPECT_EQ(next.weights[size_t(l)][i], 0) << "a pruned weight came back";
+    }
+    masks = next;
+  }
+  // The exclusions of the paper: output-layer weights, first and last biases.
+  EXPECT_FALSE(prunableWeights(shape, shape.sineLayers));
+  EXPECT_FALSE(prunableBiases(shape, 0));
+  EXPECT_FALSE(prunableBiases(shape, shape.sineLayers));
+  EXPECT_TRUE(prunableBiases(shape, 1));
+}
+
+TEST(Pruning, MlpsThatFitWellArePrunedMore) {
+  const MlpShape shape;
+  const int m = 4;
+  const ScaleModel p = randomParams(shape, m, 5);
+  const std::vector<double> loss{0.01, 1.0, 0.5, 0.02};
+  const PruneMasks masks = blockGuidedPrune(p, shape, loss, 0.4, 0.1, keepAll(shape, m));
+  auto prunedOf = [&](int q) {
+    int64_t n = 0;
+    for (int l = 0; l < shape.sineLayers; ++l) {
+      const size_t per = masks.weights[size_t(l)].size() / size_t(m);
+      for (size_t i = 0; i < per; ++i) n += masks.weights[size_t(l)][size_t(q) * per + i] == 0;
+    }
+    return n;
+  };
+  EXPECT_GT(prunedOf(0), prunedOf(1));
+  EXPECT_GT(prunedOf(3), prunedOf(2));
+}
+
+TEST(Quantization, KMeansKeepsFewDistinctValuesExactly) {
+  const std::vector<float> v{0.5f, -1.0f, 0.5f, 2.0f, -1.0f, 2.0f, 0.5f};
+  EXPECT_EQ(kmeans1d(v, 8), (std::vector<float>{-1.0f, 0.5f, 2.0f}));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  std::vector<float> many(5000);
+  for (float& x : many) x = normal(rng);
+  const std::vector<float> cb = kmeans1d(many, 16);
+  EXPECT_LE(cb.size(), 16u);
+  EXPECT_GE(cb.size(), 14u);  // an extreme centroid of the linear init may end with no value
+  EXPECT_TRUE(std::is_sorted(cb.begin(), cb.end()));
+  double err = 0;
+  for (float x : many) err += std::pow(x - cb[size_t(nearestIndex(cb, x))], 2);
+  EXPECT_LT(err / 5000, 0.02);  // 4 bits on a unit Gaussian: Lloyd-Max distortion is about 0.0095
+}
+
+TEST(Quantization, EveryParameterIsACodebookEntryAndZerosStayPruned) {
+  const MlpShape shape;
+  ScaleModel s = randomParams(shape, 5, 9);
+  s.precision = WeightPrecision::Float16;
+  s.weights[1][7] = 0.0f;  // pruned
+  s.latents.assign(5 * size_t(shape.latentDim), 0.25f);
+  const SharedTable t = quantizeScale(s, shape, QuantizationOptions{6, false, 4});
+  for (int l = 0; l < shape.layerCount(); ++l) {
+    const std::vector<float>& cb = s.codebooks.weights[size_t(l)];
+    EXPECT_LE(cb.size(), 64u);
+    for (float w : s.weights[size_t(l)])
+      EXPECT_TRUE(w == 0.0f || std::find(cb.begin(), cb.end(), w) != cb.end());
+  }
+  EXPECT_EQ(s.weights[1][7], 0.0f);
+  EXPECT_EQ(t.weightId[1][7], -1);
+  EXPECT_EQ(s.codebooks.latents, std::vector<float>{0.25f});
+}
+
+TEST(Quantization, QuantizedModelDecodesExactlyFromIndicesAndCodebooks) {
+  for (bool local : {false, true}) {
+    const MlpShape shape;
+    const int blocks = 6;
+    TrainingSet set = smallSet(blocks, 3);
+    TrainOptions o;
+    o.epochs = 6;
+    o.batchPerMlp = 256;
+    o.threads = 2;
+    o.deep.pruneAt = {0.5};
+    o.deep.pruneSparsity = {0.4};
+    o.deep.bits = 7;
+    o.deep.local = local;
+    o.deep.latentBits = 6;
+    o.deep.fineTuneEpochs = 2;
+    ScaleModel out = tableFor(set);
+    out.precision = WeightPrecision::Float16;
+    trainEnsemble(set, shape, o, out, Progress());
+    EXPECT_TRUE(out.codebooks.any());
+    const Model m = modelAround(out, shape, blocks);
+    const std::vector<uint8_t> bytes = serializeArchive({m});
+    const Model back = parseArchive(bytes.data(), bytes.size())[0];
+    const ScaleModel& b = back.scales[0];
+    for (int l = 0; l < shape.layerCount(); ++l) {
+      EXPECT_EQ(0, std::memcmp(b.weights[size_t(l)].data(), out.weights[size_t(l)].data(), out.weights[size_t(l)].size() * 4));
+      EXPECT_EQ(0, std::memcmp(b.biases[size_t(l)].data(), out.biases[size_t(l)].data(), out.biases[size_t(l)].size() * 4));
+    }
+    EXPECT_EQ(b.latents, out.latents);
+    EXPECT_EQ(b.codebooks.local, local);
+    const Field d1 = Decoder(m).decodeAll(), d2 = Decoder(back).decodeAll();
+    EXPECT_EQ(d1.values, d2.values);
+    // Masks, codebooks and indices are where the bytes went.
+    const ArchiveSummary sum = summarizeArchive(bytes.data(), bytes.size());
+    EXPECT_EQ(sum.bytes.total(), bytes.size());
+    EXPECT_GT(sum.bytes.masks, 0u);
+    EXPECT_GT(sum.bytes.codebooks, 0u);
+    EXPECT_GT(sum.bytes.indices, 0u);
+    EXPECT_EQ(sum.bytes.weights, 0u);
+  }
+}
+
+TEST(DeepCompression, BothTrainersPruneQuantizeAndFineTune) {
+  for (const char* trainer : {"fused", "libtorch"}) {
+    const MlpShape shape;
+    TrainingSet set = smallSet(8, 4);
+    TrainOptions o;
+    o.trainer = trainer;
+    o.epochs = 10;
+    o.batchPerMlp = 256;
+    o.threads = 2;
+    o.deep.pruneAt = {0.3, 0.6};
+    o.deep.pruneSparsity = {0.3, 0.5};
+    o.deep.bits = 6;
+    o.deep.latentBits = 6;
+    o.deep.fineTuneEpochs = 4;
+    ScaleModel out = tableFor(set);
+    const TrainStats st = trainEnsemble(set, shape, o, out, Progress());
+    EXPECT_EQ(st.trainer, trainer);
+    EXPECT_NEAR(st.sparsity, 0.5, 0.01) << trainer;
+    // Pruned parameters stayed zero through training and fine-tuning: candidate zeros reach the target.
+    int64_t zeros = 0, candidates = 0;
+    for (int l = 0; l < shape.sineLayers; ++l) {
+      candidates += int64_t(out.weights[size_t(l)].size());
+      zeros += std::count(out.weights[size_t(l)].begin(), out.weights[size_t(l)].end(), 0.0f);
+    }
+    EXPECT_GE(double(zeros) / double(candidates), 0.45) << trainer;
+    for (float b : out.biases[0]) EXPECT_NE(b, 0.0f) << "first-layer biases are never pruned";
+    std::set<float> distinct(out.weights[1].begin(), out.weights[1].end());
+    EXPECT_LE(distinct.size(), 64u + 1u) << trainer;  // 2^6 shared values and the pruned zero
+    EXPECT_LE(st.lossAfterFineTune, st.lossBeforeFineTune * 1.05) << trainer;
+    EXPECT_LT(st.finalLoss, 0.1) << trainer;
+    std::printf("%s: loss %.4g after quantization, %.4g after fine-tuning\n", trainer, st.lossBeforeFineTune,
+                st.lossAfterFineTune);
+  }
+}
