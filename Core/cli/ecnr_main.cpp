@@ -47,6 +47,11 @@ compress options:
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
   --target-ratio R (chooses the block size when --block is not given)
+  deep compression (paper Sec. 3.5; all on by default):
+  --prune on|off   --prune-at a,b,..  --sparsity a,b,..  (rounds: fraction of training, sparsity of the candidates)
+  --prune-scales N (prune the N finest scales only; 0 = all; default 1)
+  --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
+  --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
   --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
   --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
   --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:
@@ -82,6 +87,28 @@ Args parseArgs(int argc, char** argv, int first) {
     }
   }
   return a;
+}
+
+std::vector<double> parseDoubles(const std::string& s, const std::string& what) {
+  std::vector<double> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    try {
+      v.push_back(std::stod(item, &used));
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) throw Error(what + ": '" + item + "' is not a number");
+  }
+  if (v.empty()) throw Error(what + " needs comma-separated numbers");
+  return v;
+}
+
+bool onOff(const std::string& v, const std::string& what) {
+  if (v != "on" && v != "off") throw Error(what + " must be on or off");
+  return v == "on";
 }
 
 std::vector<int> parseInts(const std::string& s, const std::string& what) {
@@ -218,6 +245,19 @@ EncoderSettings settingsFrom(const Args& a) {
     if (v != "on" && v != "off") throw Error("--range-weighting must be on or off");
     s.rangeWeightedLoss = v == "on";
   }
+  if (a.has("--prune")) s.pruning = onOff(a.get("--prune"), "--prune");
+  if (a.has("--prune-scales")) s.pruneScales = int(parseNumber(a.get("--prune-scales"), "--prune-scales"));
+  if (a.has("--prune-at")) s.pruneAt = parseDoubles(a.get("--prune-at"), "--prune-at");
+  if (a.has("--sparsity")) s.pruneSparsity = parseDoubles(a.get("--sparsity"), "--sparsity");
+  if (a.has("--bits")) s.quantBits = int(parseNumber(a.get("--bits"), "--bits"));
+  if (a.has("--latent-bits")) s.latentBits = int(parseNumber(a.get("--latent-bits"), "--latent-bits"));
+  if (a.has("--quantization")) {
+    const std::string q = a.get("--quantization");
+    if (q != "global" && q != "local") throw Error("--quantization must be global or local");
+    s.localQuantization = q == "local";
+  }
+  if (a.has("--fine-tune")) s.fineTuneFraction = parseNumber(a.get("--fine-tune"), "--fine-tune");
+  if (a.has("--fine-tune-lr")) s.fineTuneLr = float(parseNumber(a.get("--fine-tune-lr"), "--fine-tune-lr"));
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
   if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
@@ -343,7 +383,8 @@ int cmdInfo(const Args& a) {
   }
   const ComponentBytes& b = sum.bytes;
   std::cout << "bytes: header " << b.header << ", table of contents " << b.toc << ", block table " << b.blockTable
-            << ", latent codes " << b.latents << ", weights " << b.weights << "\n";
+            << ", latent codes " << b.latents << ", pruning masks " << b.masks << ", shared values " << b.codebooks
+            << ", indices " << b.indices << ", plain weights " << b.weights << ", boundary CNN " << b.cnn << "\n";
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -252,9 +253,9 @@ void conv3dStack(const ConvStackView& net, const float* in, float* out, int64_t 
   }
   // Wavefront over z with a lag of rz + 1 planes per layer: at step s the input plane s is loaded and layer l
   // produces its plane s - (l+1)(rz+1), whose inputs (layer l-1's planes up to s - l(rz+1) - 1) all date from
-  // earlier steps. So the whole step is one parallel loop (one barrier), and each ring holds kd + 1 planes: the
-  // kd being read plus the one being written.
-  const int lag = rz + 1, ring = kd + 1;
+  // earlier steps. Each ring holds kd + 2 planes: the kd being read, the one being written, and one of slack so a
+  // writer only waits for the readers of two steps back.
+  const int lag = rz + 1, ring = kd + 2;
   // buf[j]: ring of the input (j = 0) and of layer j-1's output (j = 1 .. L-1); buf[L]: the last layer's plane.
   std::vector<std::vector<float>> buf(size_t(L) + 1);
   for (int j = 0; j < L; ++j) buf[size_t(j)].assign(size_t(net.channels[j]) * size_t(g.chanStride) * size_t(ring), 0.0f);
@@ -266,49 +267,94 @@ void conv3dStack(const ConvStackView& net, const float* in, float* out, int64_t 
   const int64_t planeSize = nx * ny;
   const int64_t lastStep = nz - 1 + int64_t(L) * lag;
 
+  // Tasks of one step: the ny row loads of the input plane, then each active layer's groups x ny rows.
+  auto buildStep = [&](int64_t s, std::vector<Task>& tasks, std::vector<int64_t>& first) {
+    int64_t count = s < nz ? ny : 0;
+    for (int l = 0; l < L; ++l) {
+      first[size_t(l)] = count;
+      const int64_t z = s - int64_t(l + 1) * lag;
+      if (z < 0 || z >= nz) continue;
+      Task& t = tasks[size_t(l)];
+      t.layer = &layers[size_t(l)];
+      t.g = &g;
+      for (int kz = 0; kz < kd; ++kz) t.planes[kz] = plane(l, std::min(std::max(z - rz + kz, int64_t(0)), nz - 1));
+      t.outPlane = plane(l + 1, z);
+      t.slope = net.negativeSlope;
+      const bool last = l + 1 == L;
+      t.resIn = last ? in + z * planeSize : nullptr;  // read here, before out's plane z is written: out may alias in
+      t.out = last ? out + z * planeSize : nullptr;
+      t.residual = net.residual;
+      count += int64_t(t.layer->start.size()) * ny;
+    }
+    first[size_t(L)] = count;
+    return count;
+  };
+  // Stage q: 0 the input loads, q >= 1 layer q - 1. stageStart[q][s]: stage q's tasks in the steps before s.
+  const size_t steps = size_t(lastStep) + 1;
+  std::vector<std::vector<int64_t>> stageStart(size_t(L) + 1, std::vector<int64_t>(steps + 1, 0));
+  std::vector<int64_t> stepStart(steps + 1, 0);
+  {
+    std::vector<Task> tasks(static_cast<size_t>(L));
+    std::vector<int64_t> first(static_cast<size_t>(L) + 1);
+    for (size_t s = 0; s < steps; ++s) {
+      stepStart[s + 1] = stepStart[s] + buildStep(int64_t(s), tasks, first);
+      for (size_t q = 0; q <= size_t(L); ++q) {
+        const int64_t n = (q < size_t(L) ? first[q] : first[size_t(L)]) - (q == 0 ? 0 : first[q - 1]);
+        stageStart[q][s + 1] = stageStart[q][s] + n;
+      }
+    }
+  }
+  const int64_t total = stepStart.back();
+
+  // No barriers: threads take tasks in order from one counter and wait only for what a task needs: its own stage
+  // through the previous step (so done[q] counts whole steps), the previous stage through the previous step (its
+  // input planes), and the next stage through two steps back (the readers of the ring slot it overwrites). A
+  // descheduled thread (more threads than free cores: MPI ranks, ParaView) then delays only the tasks that need
+  // its task, not every step as a barrier would.
+  std::atomic<int64_t> next{0};
+  std::vector<std::atomic<int64_t>> done(size_t(L) + 1);
+  for (auto& d : done) d.store(0);
+  auto waitFor = [&](size_t q, int64_t count) {
+    while (done[q].load(std::memory_order_acquire) < count) std::this_thread::yield();
+  };
 #pragma omp parallel
   {
     std::vector<const float*> rows(maxRows);
     std::vector<Task> tasks(static_cast<size_t>(L));
-    std::vector<int64_t> first(static_cast<size_t>(L) + 1);  // task index where layer l's tasks begin (after the ny loads)
-    for (int64_t s = 0; s <= lastStep; ++s) {
-      // Every thread builds the same list; the loop below then splits it.
-      const int64_t loads = s < nz ? ny : 0;
-      int64_t count = loads;
-      for (int l = 0; l < L; ++l) {
-        first[size_t(l)] = count;
-        const int64_t z = s - int64_t(l + 1) * lag;
-        if (z < 0 || z >= nz) continue;
-        Task& t = tasks[size_t(l)];
-        t.layer = &layers[size_t(l)];
-        t.g = &g;
-        for (int kz = 0; kz < kd; ++kz) t.planes[kz] = plane(l, std::min(std::max(z - rz + kz, int64_t(0)), nz - 1));
-        t.outPlane = plane(l + 1, z);
-        t.slope = net.negativeSlope;
-        const bool last = l + 1 == L;
-        t.resIn = last ? in + z * planeSize : nullptr;  // read here, before out's plane z is written: out may alias in
-        t.out = last ? out + z * planeSize : nullptr;
-        t.residual = net.residual;
-        count += int64_t(t.layer->start.size()) * ny;
+    std::vector<int64_t> first(static_cast<size_t>(L) + 1);
+    size_t s = 0, readyStage = size_t(-1);
+    bool built = false;
+    for (;;) {
+      const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= total) break;
+      if (!built || i >= stepStart[s + 1]) {
+        while (i >= stepStart[s + 1]) ++s;
+        buildStep(int64_t(s), tasks, first);
+        built = true;
+        readyStage = size_t(-1);
       }
-      first[size_t(L)] = count;
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < count; ++i) {
-        if (i < loads) {
-          const float* sr = in + s * planeSize + i * nx;
-          float* chan = plane(0, s);
-          float* dr = chan + (i + r) * g.rowStride;
-          for (int m = 0; m < r; ++m) dr[m] = sr[0];
-          std::copy(sr, sr + nx, dr + r);
-          for (int m = 0; m < r; ++m) dr[r + nx + m] = sr[nx - 1];
-          fillYMargins(chan, i, g);
-          continue;
-        }
-        int l = 0;
-        while (i >= first[size_t(l) + 1]) ++l;
-        const int64_t j = i - first[size_t(l)];
-        task(tasks[size_t(l)], int(j / ny), j % ny, rows.data());
+      const int64_t j = i - stepStart[s];
+      size_t q = 0;
+      while (q < size_t(L) && j >= first[q]) ++q;
+      if (q != readyStage) {
+        waitFor(q, stageStart[q][s]);
+        if (q > 0) waitFor(q - 1, stageStart[q - 1][s]);
+        if (q < size_t(L) && s > 0) waitFor(q + 1, stageStart[q + 1][s - 1]);
+        readyStage = q;
       }
+      if (q == 0) {
+        const float* sr = in + int64_t(s) * planeSize + j * nx;
+        float* chan = plane(0, int64_t(s));
+        float* dr = chan + (j + r) * g.rowStride;
+        for (int m = 0; m < r; ++m) dr[m] = sr[0];
+        std::copy(sr, sr + nx, dr + r);
+        for (int m = 0; m < r; ++m) dr[r + nx + m] = sr[nx - 1];
+        fillYMargins(chan, j, g);
+      } else {
+        const int64_t jj = j - first[q - 1];
+        task(tasks[q - 1], int(jj / ny), jj % ny, rows.data());
+      }
+      done[q].fetch_add(1, std::memory_order_release);
     }
   }
 }

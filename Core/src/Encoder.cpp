@@ -217,8 +217,10 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     o.threads = r.s.threads;
     o.device = r.s.device;
     o.trainer = r.s.trainer;
-    o.deep.pruneAt = r.pruneAt;
-    o.deep.pruneSparsity = r.pruneSparsity;
+    if (r.s.pruneScales <= 0 || p >= S - r.s.pruneScales) {
+      o.deep.pruneAt = r.pruneAt;
+      o.deep.pruneSparsity = r.pruneSparsity;
+    }
     o.deep.lambda = r.s.pruneLambda;
     o.deep.bits = r.s.quantBits;
     o.deep.local = r.s.localQuantization;

@@ -76,4 +76,8 @@ BoundaryCnn parseBoundaryCnn(const uint8_t* data, size_t size);
 /// Applies the CNN in place to every time step of `field` (CPU, OpenMP within each z-plane; no LibTorch).
 void applyBoundaryCnn(const BoundaryCnn& cnn, Field& field);
 
+/// The same, by the training graph in LibTorch (ecnr_encode; whole time steps at once, so for tests and small
+/// volumes): the reference applyBoundaryCnn is checked against. threads > 0 sets LibTorch's thread count.
+void applyBoundaryCnnTorch(const BoundaryCnn& cnn, Field& field, int threads = 0);
+
 }  // namespace ecnr

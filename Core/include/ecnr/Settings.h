@@ -35,6 +35,8 @@ struct EncoderSettings {
   bool pruning = true;                      ///< block-guided pruning during training
   std::vector<double> pruneAt, pruneSparsity;  ///< rounds (fraction of training, sparsity); empty = the paper's
   double pruneLambda = 0.1;                 ///< lambda_b of Eq. 2
+  int pruneScales = 1;                      ///< prune only this many of the finest scales (0 = all): the coarse
+                                            ///< scales hold few MLPs but carry the content (see BENCHMARKS.md)
   int quantBits = 8;                        ///< shared values per layer: 2^quantBits; 0 = plain values at `precision`
   bool localQuantization = false;           ///< per-MLP codebooks (the paper's ECNR* baseline) instead of per scale
   int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values

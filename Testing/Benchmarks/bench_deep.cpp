@@ -1,0 +1,178 @@
+// bench_deep: the deep-compression evidence of BENCHMARKS.md (issue 4).
+//   ecnr_bench_deep ablation <datasets.conf> <preset> <out.md> [dataset ...]
+//       the paper's Table 4 (float32 / pruning / quantization / both) plus global vs local quantization (Table 5):
+//       the same blocks and MLPs for every row (block size chosen once, for the full pipeline at the dataset's
+//       target ratio), each row's archive size, CR and PSNR.
+//   ecnr_bench_deep rd <datasets.conf> <preset> <out.md> [dataset ...]
+//       PSNR against CR: the full pipeline at several target ratios, then the PSNR at CR 300 and 1000 interpolated
+//       in log CR, beside the reference figures of SPERR, TTHRESH and SZ3 (measured outside this project).
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "BenchCommon.h"
+#include "ecnr/Archive.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Encoder.h"
+#include "ecnr/Metrics.h"
+
+using namespace ecnr;
+using namespace ecnr::bench;
+
+namespace {
+
+struct Result {
+  double bytes = 0, ratio = 0, psnr = 0, seconds = 0;
+  ArchiveSummary summary;
+  std::array<int, 3> blockDims{};
+};
+
+Result run(const Field& f, const GridMeta& meta, const EncoderSettings& s) {
+  Timer t;
+  EncodeReport rep;
+  const Model m = encode(f, meta, s, Progress(), &rep);
+  Result r;
+  r.seconds = t.seconds();
+  const std::vector<uint8_t> bytes = serializeArchive({m});
+  r.summary = summarizeArchive(bytes.data(), bytes.size());
+  const std::vector<Model> back = parseArchive(bytes.data(), bytes.size());
+  const ErrorStats e = compareFields(f, Decoder(back[0]).decodeAll());
+  r.bytes = double(bytes.size());
+  r.ratio = double(f.dims.count()) * 4.0 / r.bytes;
+  r.psnr = e.psnr;
+  r.blockDims = rep.blockDims;
+  return r;
+}
+
+// Reference figures from the deep compression issue: public builds of SPERR 0.8.5, TTHRESH and SZ3 3.3 run on
+// ../shared/data, PSNR over the data range at CR 300 and 1000 (interpolated in log CR on each tool's best settings).
+const std::map<std::string, std::array<double, 6>> kReference = {
+    {"ct_cranium", {40.3, 34.7, 33.9, 34.5, 29.9, 30.3}},
+    {"rm_entropy", {43.0, 35.2, 33.1, 34.2, 28.5, 27.9}},
+    {"navy_uwnd", {33.5, 32.3, 27.2, 29.1, 27.7, 24.0}},
+};
+
+/// PSNR at `cr` by linear interpolation in log CR between the measured points that bracket it; NaN outside.
+double psnrAt(std::vector<std::pair<double, double>> pts, double cr) {
+  std::sort(pts.begin(), pts.end());
+  for (size_t i = 0; i + 1 < pts.size(); ++i) {
+    const double a = std::log(pts[i].first), b = std::log(pts[i + 1].first), x = std::log(cr);
+    if (x >= a && x <= b && b > a) return pts[i].second + (pts[i + 1].second - pts[i].second) * (x - a) / (b - a);
+  }
+  return NAN;
+}
+
+std::string dB(double v) {
+  if (std::isnan(v)) return "n/a";
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << v;
+  return s.str();
+}
+
+void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSettings& base, std::ostream& md) {
+  // One block size for every row: the one the full pipeline picks for the dataset's target ratio.
+  const ResolvedSettings r = resolveSettings(base, f.dims);
+  EncoderSettings fixed = base;
+  fixed.blockDims = run(f, meta, base).blockDims;
+  struct Variant {
+    const char* name;
+    std::function<void(EncoderSettings&)> edit;
+  };
+  const std::vector<Variant> variants = {
+      {"float32, no pruning, no quantization",
+       [](EncoderSettings& s) { s.precision = WeightPrecision::Float32; s.pruning = false; s.quantBits = 0; }},
+      {"float32, pruning", [](EncoderSettings& s) { s.precision = WeightPrecision::Float32; s.quantBits = 0; }},
+      {"quantization (global, 8 bits), no pruning", [](EncoderSettings& s) { s.pruning = false; }},
+      {"pruning + quantization (global, 8 bits)", [](EncoderSettings&) {}},
+      {"pruning + local quantization (7 bits)", [](EncoderSettings& s) { s.localQuantization = true; s.quantBits = 7; }},
+      {"pruning + quantization, no fine-tuning", [](EncoderSettings& s) { s.fineTuneFraction = 0; }},
+  };
+  Result first;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    EncoderSettings s = fixed;
+    variants[i].edit(s);
+    const Result x = run(f, meta, s);
+    if (i == 0) first = x;
+    const ComponentBytes& b = x.summary.bytes;
+    md << std::fixed << "| " << d.name << " | " << variants[i].name << " | " << x.blockDims[0] << "x" << x.blockDims[1]
+       << "x" << x.blockDims[2] << " | " << std::setprecision(0) << x.bytes << " | " << std::setprecision(1)
+       << first.bytes / x.bytes << "x | " << x.ratio << " | " << std::setprecision(2) << x.psnr << " | " << std::showpos
+       << x.psnr - first.psnr << std::noshowpos << " | " << b.blockTable << " / " << b.latents << " / "
+       << b.masks + b.codebooks + b.indices + b.weights << " | " << std::setprecision(1) << x.seconds << " |\n";
+    md.flush();
+    std::cerr << d.name << ": " << variants[i].name << ": CR " << x.ratio << ", PSNR " << x.psnr << "\n";
+  }
+  (void)r;
+}
+
+void rd(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSettings& base, std::ostream& md,
+        std::ostream& points) {
+  std::vector<std::pair<double, double>> pts;
+  for (double target : {150.0, 300.0, 600.0, 1200.0, 2400.0}) {
+    EncoderSettings s = base;
+    s.targetRatio = target;
+    const Result x = run(f, meta, s);
+    pts.push_back({x.ratio, x.psnr});
+    points << std::fixed << "| " << d.name << " | " << std::setprecision(0) << target << " | " << x.blockDims[0] << "x"
+           << x.blockDims[1] << "x" << x.blockDims[2] << " | " << std::setprecision(1) << x.ratio << " | "
+           << std::setprecision(2) << x.psnr << " | " << std::setprecision(1) << x.seconds << " |\n";
+    std::cerr << d.name << ": target " << target << ": CR " << x.ratio << ", PSNR " << x.psnr << "\n";
+  }
+  const auto ref = kReference.find(d.name);
+  auto refCell = [&](int k) { return ref == kReference.end() ? std::string("—") : dB(ref->second[size_t(k)]); };
+  md << "| " << d.name << " | " << dB(psnrAt(pts, 300)) << " | " << refCell(0) << " / " << refCell(1) << " / "
+     << refCell(2) << " | " << dB(psnrAt(pts, 1000)) << " | " << refCell(3) << " / " << refCell(4) << " / " << refCell(5)
+     << " |\n";
+  md.flush();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 5 || (std::string(argv[1]) != "ablation" && std::string(argv[1]) != "rd")) {
+    std::cerr << "usage: ecnr_bench_deep ablation|rd <datasets.conf> <preset> <out.md> [dataset ...]\n";
+    return 2;
+  }
+  try {
+    const std::string mode = argv[1], preset = argv[3];
+    const std::vector<std::string> only(argv + 5, argv + argc);
+    std::ofstream md(argv[4], std::ios::app);
+    std::ostringstream points;
+    if (mode == "ablation")
+      md << "Preset `" << preset << "`, measured on " << machine() << ".\n\n"
+         << "| dataset | variant | block | archive bytes | smaller than float32 | CR | PSNR (dB) | ΔPSNR | bytes: block "
+            "table / latents / MLPs | encode (s) |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    else
+      md << "Preset `" << preset << "`, measured on " << machine() << ". SPERR / TTHRESH / SZ3: reference figures "
+         << "measured outside this project (issue 4), not run here.\n\n"
+         << "| dataset | ECNR PSNR at CR 300 | SPERR / TTHRESH / SZ3 at 300 | ECNR PSNR at CR 1000 | SPERR / TTHRESH / "
+            "SZ3 at 1000 |\n|---|---|---|---|---|\n";
+    for (const Dataset& d : readConfig(argv[2])) {
+      if (!only.empty() && std::find(only.begin(), only.end(), d.name) == only.end()) continue;
+      GridMeta meta;
+      Field f;
+      try {
+        f = load(d, &meta);
+      } catch (const Error& e) {
+        std::cerr << d.name << ": skipped (" << e.what() << ")\n";
+        continue;
+      }
+      EncoderSettings s = presetSettings(preset);
+      applyOptions(d.options, s);
+      s.verbose = false;
+      if (mode == "ablation") ablation(d, f, meta, s, md);
+      else rd(d, f, meta, s, md, points);
+    }
+    if (mode == "rd")
+      md << "\nMeasured points (target ratio given to the block-size chooser, achieved CR and PSNR):\n\n"
+         << "| dataset | target | block | CR | PSNR (dB) | encode (s) |\n|---|---|---|---|---|---|\n"
+         << points.str();
+  } catch (const std::exception& e) {
+    std::cerr << "ecnr_bench_deep: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
