@@ -34,7 +34,7 @@ namespace {
 const char* kUsage = R"(usage:
   ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
   ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution] [--array NAME]
-                           [--memory-limit BYTES|off]
+                           [--memory-limit BYTES|off] [--cnn off]
   ecnr info <input.ecnr>
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
   ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
@@ -52,6 +52,7 @@ compress options:
   --prune-scales N (prune the N finest scales only; 0 = all; default 1)
   --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
+  --cnn on|off (boundary CNN, paper Sec. 3.6; default off)   --cnn-channels N (default 8)   --cnn-steps N
   --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
   --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
   --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:
@@ -246,6 +247,9 @@ EncoderSettings settingsFrom(const Args& a) {
     s.rangeWeightedLoss = v == "on";
   }
   if (a.has("--prune")) s.pruning = onOff(a.get("--prune"), "--prune");
+  if (a.has("--cnn")) s.boundaryCnn = onOff(a.get("--cnn"), "--cnn");
+  if (a.has("--cnn-channels")) s.cnnChannels = int(parseNumber(a.get("--cnn-channels"), "--cnn-channels"));
+  if (a.has("--cnn-steps")) s.cnnSteps = int(parseNumber(a.get("--cnn-steps"), "--cnn-steps"));
   if (a.has("--prune-scales")) s.pruneScales = int(parseNumber(a.get("--prune-scales"), "--prune-scales"));
   if (a.has("--prune-at")) s.pruneAt = parseDoubles(a.get("--prune-at"), "--prune-at");
   if (a.has("--sparsity")) s.pruneSparsity = parseDoubles(a.get("--sparsity"), "--sparsity");
@@ -352,6 +356,7 @@ int cmdDecompress(const Args& a) {
   checkMemory(need, limit, "decoding " + model.dims.str(), limitName);
   checkWritable(a.positional[1]);
   Decoder dec(model);
+  if (a.has("--cnn")) dec.setBoundaryCnn(onOff(a.get("--cnn"), "--cnn"));
   CliProgress progress(a.has("--quiet"));
   Field f = a.has("--timestep") ? dec.decodeStep(int64_t(parseNumber(a.get("--timestep"), "--timestep")), scales, full)
                                 : dec.decodeAll(scales, full, &progress);

@@ -59,7 +59,9 @@ std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
 
 std::string sectionName(const SectionInfo& s) { return sectionName(s.type, s.array, s.scale); }
 
-bool isKnown(SectionType t) { return t == SectionType::Header || t == SectionType::Scale; }
+bool isKnown(SectionType t) {
+  return t == SectionType::Header || t == SectionType::Scale || t == SectionType::BoundaryCnn;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Little-endian encoding. Bytes are assembled explicitly so the format does not depend on the host's byte order.
@@ -583,6 +585,7 @@ TableOfContents readTableOfContents(const uint8_t* data, size_t size) {
 /// The known sections of one array, located by the table of contents.
 struct ArrayLayout {
   const SectionInfo* header = nullptr;
+  const SectionInfo* cnn = nullptr;
   std::vector<const SectionInfo*> scales;  // by scale position
 };
 
@@ -595,9 +598,10 @@ std::vector<ArrayLayout> groupByArray(const std::vector<SectionInfo>& sections) 
     if (s.array >= sections.size()) throw Error(name + " names an array beyond the section count");
     if (s.array >= arrays.size()) arrays.resize(s.array + 1);
     ArrayLayout& a = arrays[s.array];
-    if (s.type == SectionType::Header) {
-      if (a.header) throw Error(name + " appears twice");
-      a.header = &s;
+    if (s.type == SectionType::Header || s.type == SectionType::BoundaryCnn) {
+      const SectionInfo*& slot = s.type == SectionType::Header ? a.header : a.cnn;
+      if (slot) throw Error(name + " appears twice");
+      slot = &s;
       continue;
     }
     if (s.scale >= uint32_t(kMaxScales))
@@ -1008,6 +1012,15 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
     for (int s = 0; s < m.scaleCount(); ++s)
       sections.push_back(
           {{SectionType::Scale, uint32_t(a), uint32_t(s), 0, 0, 0}, scalePayload(m.scales[size_t(s)], m.shape)});
+    if (m.hasCnn()) {
+      std::vector<uint8_t> payload;
+      try {
+        payload = serializeBoundaryCnn(m.cnn);
+      } catch (const Error& e) {
+        throw Error("cannot write archive: boundary CNN of array " + std::to_string(a) + ": " + e.what());
+      }
+      sections.push_back({{SectionType::BoundaryCnn, uint32_t(a), 0, 0, 0, 0}, std::move(payload)});
+    }
   }
   return assemble(sections);
 }
@@ -1045,6 +1058,15 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
       m.scales.push_back(parseScaleGrid(scale, m));
     }
     checkPyramid(m, true, "archive array " + std::to_string(a));
+    // The CNN corrects the full-resolution decode only: a coarse preview does not read it.
+    if (l.cnn && load == l.scales.size()) {
+      verifyChecksum(data, *l.cnn);
+      try {
+        m.cnn = parseBoundaryCnn(data + l.cnn->offset, size_t(l.cnn->length));
+      } catch (const Error& e) {
+        throw Error("archive section '" + sectionName(*l.cnn) + "': " + e.what());
+      }
+    }
     arrays.push_back(std::move(m));
   }
   return arrays;
@@ -1089,8 +1111,10 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
     }
   }
   // Header sections and extension sections are both metadata, so total() equals the file size.
-  for (const SectionInfo& s : toc.sections)
-    if (s.type != SectionType::Scale) summary.bytes.header += s.length;
+  for (const SectionInfo& s : toc.sections) {
+    if (s.type == SectionType::BoundaryCnn) summary.bytes.cnn += s.length;
+    else if (s.type != SectionType::Scale) summary.bytes.header += s.length;
+  }
   summary.sections = std::move(toc.sections);
   return summary;
 }

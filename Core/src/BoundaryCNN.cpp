@@ -26,11 +26,43 @@ torch::Tensor forward(const std::vector<torch::Tensor>& W, const std::vector<tor
   return residual ? x + h : h;
 }
 
-// Loss weights along one axis of a patch [start, start + p) of an axis of n voxels: 1 where the receptive field
-// (halo voxels each side) stays inside the patch or the patch edge is the volume edge, else 0.
-void axisMask(int64_t start, int64_t p, int64_t n, int64_t halo, float* m) {
-  const int64_t lo = start == 0 ? 0 : halo, hi = start + p == n ? p : p - halo;
-  for (int64_t i = 0; i < p; ++i) m[i] = i >= lo && i < hi ? 1.0f : 0.0f;
+// One axis of a training patch: the output range [a, b) (the loss voxels) and the input range around it. An output
+// side within the receptive radius h of the volume edge is moved onto it; there every layer pads by replication as
+// in the full-volume apply; elsewhere the input extends h voxels further and the layers do not pad (each shrinks
+// the range by r), so every loss voxel sees exactly what it sees when the whole volume is processed.
+struct PatchAxis {
+  int64_t a = 0, b = 0, in0 = 0, in1 = 0;
+  bool padLo = false, padHi = false;
+};
+
+PatchAxis patchAxis(int64_t start, int64_t p, int64_t n, int64_t h) {
+  PatchAxis ax;
+  ax.a = start < h ? 0 : start;
+  ax.b = start + p > n - h ? n : start + p;
+  ax.padLo = ax.a == 0;
+  ax.padHi = ax.b == n;
+  ax.in0 = ax.padLo ? 0 : ax.a - h;
+  ax.in1 = ax.padHi ? n : ax.b + h;
+  return ax;
+}
+
+// forward() on one patch (1, 1, z, y, x): replicate padding only on the sides at the volume edge.
+torch::Tensor forwardPatch(const std::vector<torch::Tensor>& W, const std::vector<torch::Tensor>& b, const torch::Tensor& x,
+                           int kernel, bool residual, const PatchAxis ax[3]) {
+  const int64_t r = kernel / 2, h = int64_t(W.size()) * r;
+  const std::vector<int64_t> pad = {ax[0].padLo ? r : 0, ax[0].padHi ? r : 0, ax[1].padLo ? r : 0,
+                                    ax[1].padHi ? r : 0, ax[2].padLo ? r : 0, ax[2].padHi ? r : 0};
+  const bool anyPad = std::any_of(pad.begin(), pad.end(), [](int64_t v) { return v > 0; });
+  torch::Tensor y = x;
+  for (size_t l = 0; l < W.size(); ++l) {
+    if (anyPad) y = torch::replication_pad3d(y, pad);
+    y = torch::conv3d(y, W[l], b[l]);
+    if (l + 1 < W.size()) y = torch::leaky_relu(y, kBoundaryCnnSlope);
+  }
+  if (!residual) return y;
+  using torch::indexing::Slice;
+  auto crop = [&](const PatchAxis& a) { return Slice(a.padLo ? 0 : h, a.padLo ? a.b - a.a : h + a.b - a.a); };
+  return y + x.index({0, 0, crop(ax[2]), crop(ax[1]), crop(ax[0])});
 }
 
 }  // namespace
@@ -64,15 +96,9 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   params.insert(params.end(), b.begin(), b.end());
   torch::optim::Adam adam(params, torch::optim::AdamOptions(o.learningRate));
 
-  const int64_t px = std::min<int64_t>(o.patch, d.x), py = std::min<int64_t>(o.patch, d.y),
-                pz = std::min<int64_t>(o.patch, d.z);
-  const int64_t halo = int64_t(L) * (k / 2), B = o.batch, pv = px * py * pz;
-  for (int64_t a : {px < d.x ? px : 0, py < d.y ? py : 0, pz < d.z ? pz : 0})
-    if (a > 0 && a <= 2 * halo)
-      throw Error("trainBoundaryCnn: patch " + std::to_string(o.patch) + " must exceed twice the receptive radius (" +
-                  std::to_string(halo) + ") or cover the axis");
-  std::vector<float> mx(static_cast<size_t>(px)), my(static_cast<size_t>(py)), mz(static_cast<size_t>(pz));
-  std::uniform_int_distribution<int64_t> ut(0, d.t - 1), ux(0, d.x - px), uy(0, d.y - py), uz(0, d.z - pz);
+  const int64_t halo = int64_t(L) * (k / 2);
+  const int64_t p[3] = {std::min<int64_t>(o.patch, d.x), std::min<int64_t>(o.patch, d.y), std::min<int64_t>(o.patch, d.z)};
+  std::uniform_int_distribution<int64_t> ut(0, d.t - 1), ux(0, d.x - p[0]), uy(0, d.y - p[1]), uz(0, d.z - p[2]);
 
   const Timer timer;
   for (int step = 0;; ++step) {
@@ -82,28 +108,32 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     const double lr = o.learningRate * (f >= 0.5 ? 0.5 : 1.0) * (f >= 0.75 ? 0.5 : 1.0);
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 
-    auto input = torch::empty({B, 1, pz, py, px});
-    auto target = torch::empty({B, 1, pz, py, px});
-    auto mask = torch::empty({B, 1, pz, py, px});
-    float* ip = input.data_ptr<float>();
-    float* tp = target.data_ptr<float>();
-    float* mp = mask.data_ptr<float>();
-    for (int64_t s = 0; s < B; ++s) {
-      const int64_t t = ut(rng), x0 = ux(rng), y0 = uy(rng), z0 = uz(rng);
-      axisMask(x0, px, d.x, halo, mx.data());
-      axisMask(y0, py, d.y, halo, my.data());
-      axisMask(z0, pz, d.z, halo, mz.data());
-      for (int64_t z = 0; z < pz; ++z)
-        for (int64_t y = 0; y < py; ++y) {
-          const size_t src = size_t(decoded.index(x0, y0 + y, z0 + z, t));
-          const size_t dst = size_t(s * pv + (z * py + y) * px);
-          std::copy_n(decoded.values.data() + src, px, ip + dst);
-          std::copy_n(original.values.data() + src, px, tp + dst);
-          for (int64_t x = 0; x < px; ++x) mp[dst + size_t(x)] = mz[size_t(z)] * my[size_t(y)] * mx[size_t(x)];
-        }
+    // Patches differ in shape near the volume edges, so each is its own graph; the loss is their summed
+    // squared error over all their voxels.
+    torch::Tensor sum = torch::zeros({});
+    int64_t voxels = 0;
+    for (int s = 0; s < o.batch; ++s) {
+      const int64_t t = ut(rng);
+      const PatchAxis ax[3] = {patchAxis(ux(rng), p[0], d.x, halo), patchAxis(uy(rng), p[1], d.y, halo),
+                               patchAxis(uz(rng), p[2], d.z, halo)};
+      const int64_t ix = ax[0].in1 - ax[0].in0, iy = ax[1].in1 - ax[1].in0, iz = ax[2].in1 - ax[2].in0;
+      const int64_t ox = ax[0].b - ax[0].a, oy = ax[1].b - ax[1].a, oz = ax[2].b - ax[2].a;
+      auto input = torch::empty({1, 1, iz, iy, ix});
+      auto target = torch::empty({1, 1, oz, oy, ox});
+      float* ip = input.data_ptr<float>();
+      float* tp = target.data_ptr<float>();
+      for (int64_t z = 0; z < iz; ++z)
+        for (int64_t y = 0; y < iy; ++y)
+          std::copy_n(decoded.values.data() + decoded.index(ax[0].in0, ax[1].in0 + y, ax[2].in0 + z, t), ix,
+                      ip + (z * iy + y) * ix);
+      for (int64_t z = 0; z < oz; ++z)
+        for (int64_t y = 0; y < oy; ++y)
+          std::copy_n(original.values.data() + original.index(ax[0].a, ax[1].a + y, ax[2].a + z, t), ox,
+                      tp + (z * oy + y) * ox);
+      sum = sum + (forwardPatch(W, b, input, k, o.residual, ax) - target).square().sum();
+      voxels += ox * oy * oz;
     }
-    const auto count = mask.sum();
-    auto loss = (mask * (forward(W, b, input, k, o.residual) - target).square()).sum() / count;
+    auto loss = sum / double(voxels);
     adam.zero_grad();
     loss.backward();
     adam.step();

@@ -106,6 +106,10 @@ Field Decoder::decodeAll(int scales, bool fullResolution, const Progress* progre
     recon = reconstructScale(model_, p, p == 0 ? nullptr : &recon);
   }
   if (fullResolution && used < model_.scaleCount()) recon = upsampleToFull(std::move(recon), used - 1);
+  if (appliesCnn(scales)) {
+    if (progress) progress->report(1.0, "boundary CNN");
+    applyBoundaryCnn(model_.cnn, recon);
+  }
   if (progress) progress->report(1.0, "decoded");
   return toDataUnits(std::move(recon));
 }
@@ -135,15 +139,24 @@ Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
   regions_.clear();
   Field out = assembleStep(t, used);
   if (fullResolution && used < model_.scaleCount()) out = upsampleToFull(std::move(out), used - 1);
+  if (appliesCnn(scales)) applyBoundaryCnn(model_.cnn, out);
   return toDataUnits(std::move(out));
 }
 
-Field Decoder::decodeRegion(int64_t t, const Extent& extent, int scales) {
+Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
   for (int a = 0; a < 3; ++a)
-    if (extent[size_t(2 * a)] < 0 || extent[size_t(2 * a)] > extent[size_t(2 * a + 1)] ||
-        extent[size_t(2 * a + 1)] >= model_.dims[a])
+    if (request[size_t(2 * a)] < 0 || request[size_t(2 * a)] > request[size_t(2 * a + 1)] ||
+        request[size_t(2 * a + 1)] >= model_.dims[a])
       throw Error("extent outside the grid " + model_.dims.str());
   const int used = usedScales(scales);
+  // The CNN reads (kernel / 2) voxels around each output per layer: decode that halo too, correct, then crop.
+  const bool cnn = appliesCnn(scales);
+  const int64_t halo = cnn ? int64_t(model_.cnn.layers) * (model_.cnn.kernel / 2) : 0;
+  Extent extent = request;
+  for (int a = 0; a < 3; ++a) {
+    extent[size_t(2 * a)] = std::max<int64_t>(0, request[size_t(2 * a)] - halo);
+    extent[size_t(2 * a + 1)] = std::min<int64_t>(model_.dims[a] - 1, request[size_t(2 * a + 1)] + halo);
+  }
   // The box each scale must get right: the fine box widened to the coarse samples its interpolation reads.
   regions_.assign(size_t(model_.scaleCount()), extent);
   for (int p = model_.scaleCount() - 1; p > 0; --p) {
@@ -164,7 +177,21 @@ Field Decoder::decodeRegion(int64_t t, const Extent& extent, int scales) {
       const float* src = step.values.data() + ((extent[4] + z) * model_.dims.y + extent[2] + y) * model_.dims.x + extent[0];
       std::copy(src, src + out.dims.x, out.values.data() + (z * out.dims.y + y) * out.dims.x);
     }
-  return toDataUnits(std::move(out));
+  if (!cnn) return toDataUnits(std::move(out));
+  applyBoundaryCnn(model_.cnn, out);
+  Field crop(Dims4{request[1] - request[0] + 1, request[3] - request[2] + 1, request[5] - request[4] + 1, 1});
+  for (int64_t z = 0; z < crop.dims.z; ++z)
+    for (int64_t y = 0; y < crop.dims.y; ++y) {
+      const float* src = out.values.data() +
+                         ((request[4] - extent[4] + z) * out.dims.y + request[2] - extent[2] + y) * out.dims.x +
+                         request[0] - extent[0];
+      std::copy(src, src + crop.dims.x, crop.values.data() + (z * crop.dims.y + y) * crop.dims.x);
+    }
+  return toDataUnits(std::move(crop));
+}
+
+bool Decoder::appliesCnn(int scales) const {
+  return cnnEnabled_ && model_.hasCnn() && usedScales(scales) == model_.scaleCount();
 }
 
 uint64_t Decoder::stepPeakBytes(int used) const {

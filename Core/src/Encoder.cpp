@@ -6,6 +6,7 @@
 
 #include "ecnr/Assignment.h"
 #include "ecnr/Blocks.h"
+#include "ecnr/BoundaryCNN.h"
 #include "ecnr/Decoder.h"
 #include "ecnr/Ensemble.h"
 #include "ecnr/Pyramid.h"
@@ -137,6 +138,31 @@ std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettin
   return w;
 }
 
+// The boundary CNN learns the correction from the finest decode (what the decoder will produce, normalized
+// units) to the original; it is kept only when it lowers the error.
+void trainCnn(Model& model, const Field& decoded, const Field& original, const EncoderSettings& s,
+              const Progress& progress, EncodeReport& rep) {
+  Timer t;
+  BoundaryCnnOptions o;
+  o.channels = s.cnnChannels;
+  o.steps = s.cnnSteps;
+  o.bits = s.cnnBits;
+  o.seed = s.seed;
+  o.threads = s.threads;
+  progress.report(1.0, "training the boundary CNN");
+  BoundaryCnn cnn = trainBoundaryCnn(decoded, original, o, progress);
+  Field corrected = decoded;
+  applyBoundaryCnn(cnn, corrected);
+  rep.psnrBeforeCnn = psnrNormalized(original, decoded);
+  rep.psnrAfterCnn = psnrNormalized(original, corrected);
+  rep.cnnSeconds = t.seconds();
+  if (rep.psnrAfterCnn > rep.psnrBeforeCnn) model.cnn = std::move(cnn);
+  std::ostringstream msg;
+  msg << "boundary CNN: PSNR " << rep.psnrBeforeCnn << " -> " << rep.psnrAfterCnn << " dB, " << rep.cnnSeconds << " s"
+      << (model.hasCnn() ? "" : " (not kept)");
+  progress.report(1.0, msg.str());
+}
+
 }  // namespace
 
 Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
@@ -253,6 +279,7 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
     progress.report(done, fin.str());
     rep.scales.push_back(sr);
   }
+  if (r.s.boundaryCnn && !constant) trainCnn(model, recon, levels[0], r.s, progress, rep);
   rep.seconds = timer.seconds();
   if (report) *report = rep;
   return model;

@@ -42,16 +42,20 @@ Field randomField(const Dims4& d, uint32_t seed) {
   return f;
 }
 
-// A smooth field in [-1, 1] and the same plus a random offset per 8^3 block (per 8^2 tile when z = 1): what
-// independently fitted blocks look like.
-void blockyPair(const Dims4& d, Field& smooth, Field& blocky, float amplitude, uint32_t seed) {
+// A smooth field in [-1, 1] and the same plus an offset per 8^3 block (per 8^2 tile when z = 1), of random size in
+// [amplitude / 2, amplitude] and alternating sign (a 3D checkerboard; `alternate` false: random sign).
+void blockyPair(const Dims4& d, Field& smooth, Field& blocky, float amplitude, uint32_t seed, bool alternate = true) {
   smooth = Field(d);
   blocky = Field(d);
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-amplitude, amplitude);
+  std::uniform_real_distribution<float> u(0.5f * amplitude, amplitude);
   const int64_t bx = (d.x + 7) / 8, by = (d.y + 7) / 8, bz = (d.z + 7) / 8;
   std::vector<float> offset(size_t(bx * by * bz * d.t));
-  for (float& o : offset) o = u(rng);
+  for (size_t i = 0; i < offset.size(); ++i) {
+    const int64_t x = int64_t(i) % bx, y = int64_t(i) / bx % by, z = int64_t(i) / (bx * by) % bz;
+    const bool negative = alternate ? (x + y + z) % 2 == 1 : rng() % 2 == 1;
+    offset[i] = negative ? -u(rng) : u(rng);
+  }
   const double pi = 3.14159265358979;
   for (int64_t t = 0; t < d.t; ++t)
     for (int64_t z = 0; z < d.z; ++z)
@@ -274,7 +278,7 @@ TEST(BoundaryCnn, DISABLED_TrainSweep) {
   auto env = [](const char* n, double d) { return std::getenv(n) ? std::atof(std::getenv(n)) : d; };
   const int n = int(env("ECNR_CNN_N", 32)), t = int(env("ECNR_CNN_T", 2));
   Field smooth, blocky;
-  blockyPair({n, n, n, t}, smooth, blocky, 0.05f, 1);
+  blockyPair({n, n, n, t}, smooth, blocky, 0.05f, 1, env("ECNR_CNN_ALT", 1) != 0);
   BoundaryCnnOptions o;
   o.channels = int(env("ECNR_CNN_C", 8));
   o.steps = int(env("ECNR_CNN_STEPS", 200));
@@ -282,13 +286,18 @@ TEST(BoundaryCnn, DISABLED_TrainSweep) {
   o.batch = int(env("ECNR_CNN_BATCH", 2));
   o.learningRate = float(env("ECNR_CNN_LR", 1e-3));
   o.maxSeconds = env("ECNR_CNN_SECONDS", 0);
-  o.threads = 2;
+  o.threads = int(env("ECNR_CNN_THREADS", 2));
+  o.bits = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const BoundaryCnn cnn = trainBoundaryCnn(blocky, smooth, o);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  Field fixed = blocky;
+  Field fixed = blocky, fixedQ = blocky;
   applyBoundaryCnn(cnn, fixed);
+  BoundaryCnn q = cnn;
+  quantizeBoundaryCnn(q, 9);
+  applyBoundaryCnn(q, fixedQ);
   const double before = mse(blocky, smooth), after = mse(fixed, smooth);
+  std::cout << "[ sweep    ] 9-bit: " << mse(fixedQ, smooth) << "\n";
   std::cout << "[ sweep    ] n " << n << " C " << o.channels << " steps " << o.steps << " patch " << o.patch << " batch "
             << o.batch << " lr " << o.learningRate << ": MSE " << before << " -> " << after << " (" << before / after
             << "x) in " << seconds << " s\n";

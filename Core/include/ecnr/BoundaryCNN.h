@@ -45,7 +45,7 @@ struct BoundaryCnnOptions {
   int steps = 300;             ///< Adam steps (one batch of patches each)
   double maxSeconds = 0;       ///< stop early when training has run this long (0: no limit)
   float learningRate = 1e-3f;  ///< halved at 50 % and 75 % of the steps
-  int patch = 24;              ///< patch edge in voxels (clamped to the dims; z = 1 stays 1)
+  int patch = 16;              ///< loss patch edge in voxels (clamped to the dims); the input adds the receptive radius
   int batch = 4;               ///< patches per step
   uint64_t seed = 1;
   int threads = 0;             ///< LibTorch intra-op threads (0: leave as is)
@@ -53,10 +53,11 @@ struct BoundaryCnnOptions {
 };
 
 /// Trains on the finest-scale decode (`decoded`, in the encoder's normalized [-1, 1] units) against the original
-/// (`original`, same units and dims), each time step a separate 3D volume. Random patches, Adam, MSE over the
-/// patch voxels whose receptive field lies inside the volume (patch edges inside the volume see replicated,
-/// not real, neighbours). Quantizes to options.bits at the end, so the returned network is what the archive
-/// stores. Reports progress and honours cancellation.
+/// (`original`, same units and dims), each time step a separate 3D volume. Random patches, Adam, MSE. A patch's
+/// input carries the receptive radius (layers * kernel/2) of real neighbours, and replicate padding only where
+/// it meets the volume edge, so each loss voxel is computed exactly as applyBoundaryCnn computes it on the whole
+/// volume. Quantizes to options.bits at the end, so the returned network is what the archive stores. Reports
+/// progress and honours cancellation.
 BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const BoundaryCnnOptions& options,
                              const Progress& progress = Progress());
 

@@ -44,6 +44,11 @@ public:
 
   /// Every decode first checks its memory estimate against MemAvailable and throws Error when it cannot fit.
 
+  /// The boundary CNN (when the archive has one) corrects every full-resolution decode that uses all scales;
+  /// on by default. A coarse preview never applies it.
+  void setBoundaryCnn(bool on) { cnnEnabled_ = on; }
+  bool appliesCnn(int scales) const;
+
   /// Number of block evaluations done by the last decodeStep / decodeRegion (random-access tests, benchmarks).
   int64_t lastBlockEvaluations() const { return blockEvaluations_; }
 
@@ -60,6 +65,7 @@ private:
   const Model& model_;
   std::map<std::pair<int, int64_t>, std::vector<float>> cache_;
   int64_t blockEvaluations_ = 0;
+  bool cnnEnabled_ = true;
 };
 
 }  // namespace ecnr

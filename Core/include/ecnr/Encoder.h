@@ -29,6 +29,7 @@ struct EncodeReport {
   std::array<int, 3> blockDims{};
   std::vector<ScaleReport> scales;  ///< coarsest first
   double seconds = 0;
+  double psnrBeforeCnn = 0, psnrAfterCnn = 0, cnnSeconds = 0;  ///< boundary CNN (normalized range), when trained
 };
 
 /// Encodes `field` (validated: finite values, sane dims). Throws Error on bad input, Cancelled on cancel.

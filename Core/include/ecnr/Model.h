@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ecnr/BoundaryCNN.h"
 #include "ecnr/Field.h"
 #include "ecnr/Settings.h"
 
@@ -80,6 +81,9 @@ struct Model {
   MlpShape shape;
   std::vector<ScaleModel> scales;  ///< coarsest first; scales.back() is the finest (original resolution)
   std::string preset;              ///< informational
+  /// Optional boundary CNN (paper Sec. 3.6), applied to the full-resolution decode in normalized units.
+  BoundaryCnn cnn;
+  bool hasCnn() const { return !cnn.weights.empty(); }
 
   int scaleCount() const { return int(scales.size()); }
   float toData(float normalized) const;

@@ -43,6 +43,11 @@ struct EncoderSettings {
   double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
   float fineTuneLr = 1e-4f;
   bool quantizeRanges = true;               ///< block min/max on a 16-bit grid per scale (else float32)
+  // Boundary CNN (paper Sec. 3.6), trained on the finest decode against the original; BoundaryCNN.h.
+  bool boundaryCnn = false;
+  int cnnChannels = 8;                      ///< the paper's 32 cost ~96 KB at 9 bits: too much for small archives
+  int cnnSteps = 300;
+  int cnnBits = 9;
   uint64_t seed = 1;
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"
