@@ -40,6 +40,7 @@ struct vtkECNRReader::Internals
     int64_t step;
     int scales;
     ecnr::Extent extent;
+    bool cnn;
     vtkSmartPointer<vtkFloatArray> values;
   };
   std::list<Entry> cache;  // most recent first
@@ -201,7 +202,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       continue;
     }
     auto hit = std::find_if(d.cache.begin(), d.cache.end(), [&](const Internals::Entry& e) {
-      return e.array == a && e.step == step && e.scales == scales && e.extent == box;
+      return e.array == a && e.step == step && e.scales == scales && e.extent == box && e.cnn == (this->BoundaryCNN != 0);
     });
     vtkSmartPointer<vtkFloatArray> values;
     if (hit != d.cache.end())
@@ -220,6 +221,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
           d.models = ecnr::readArchive(this->FileName);
         }
         ecnr::Decoder decoder(d.models[static_cast<size_t>(a)]);
+        decoder.setBoundaryCnn(this->BoundaryCNN != 0);
         ecnr::Field field = decoder.decodeRegion(step, box, scales);
         evaluations += decoder.lastBlockEvaluations();
         values = vtkSmartPointer<vtkFloatArray>::New();
@@ -234,7 +236,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       }
       if (this->CacheSize > 0)
       {
-        d.cache.push_front({ a, step, scales, box, values });
+        d.cache.push_front({ a, step, scales, box, this->BoundaryCNN != 0, values });
         if (static_cast<int>(d.cache.size()) > this->CacheSize)
         {
           d.cache.pop_back();
@@ -276,5 +278,6 @@ void vtkECNRReader::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "FileName: " << (this->FileName ? this->FileName : "(none)") << "\n";
   os << indent << "Scale: " << this->Scale << "\n";
   os << indent << "CacheSize: " << this->CacheSize << "\n";
+  os << indent << "BoundaryCNN: " << this->BoundaryCNN << "\n";
   os << indent << "NumberOfScales: " << this->Internal->scaleCount() << "\n";
 }

@@ -39,6 +39,10 @@ public:
   vtkSetClampMacro(Scale, int, 0, 64);
   vtkGetMacro(Scale, int);
 
+  /// Apply the archive's boundary CNN (when it has one) to full-quality decodes; a preview never does. Default on.
+  vtkSetMacro(BoundaryCNN, int);
+  vtkGetMacro(BoundaryCNN, int);
+
   /// Decoded (array, time step, scale, extent) results kept for reuse.
   vtkSetClampMacro(CacheSize, int, 0, 1024);
   vtkGetMacro(CacheSize, int);
@@ -69,6 +73,7 @@ private:
 
   char* FileName = nullptr;
   int Scale = 0;
+  int BoundaryCNN = 1;
   int CacheSize = 8;
   vtkDataArraySelection* PointDataArraySelection;
 

@@ -52,6 +52,10 @@ EncoderSettings settingsFromKnobs(const WriterKnobs& k) {
   if (!k.device.empty()) s.device = k.device;
   s.seed = uint64_t(k.seed < 0 ? 0 : k.seed);
   if (k.threads > 0) s.threads = k.threads;
+  if (k.quantizationBits < 0 || k.quantizationBits > 16) throw Error("QuantizationBits must be in [0, 16]");
+  s.pruning = k.pruning != 0;
+  s.quantBits = k.quantizationBits;
+  s.boundaryCnn = k.boundaryCnn != 0;
   s.verbose = false;
   return s;
 }

@@ -25,6 +25,9 @@ struct WriterKnobs {
   std::string device;                   ///< "" = cpu
   int seed = 1;
   int threads = 0;
+  int pruning = 0;                      ///< block-guided pruning (paper Sec. 3.5)
+  int quantizationBits = 8;             ///< 0 = plain float16 weights
+  int boundaryCnn = 1;                  ///< train the boundary CNN (paper Sec. 3.6)
 };
 
 /// Name of preset index 0/1/2; throws ecnr::Error for others.

@@ -299,6 +299,9 @@ bool vtkECNRWriter::EncodeAndWrite()
   k.device = this->Device ? this->Device : "";
   k.seed = this->Seed;
   k.threads = this->Threads;
+  k.pruning = this->Pruning;
+  k.quantizationBits = this->QuantizationBits;
+  k.boundaryCnn = this->BoundaryCNN;
 
   ecnr::GridMeta meta;
   for (int a = 0; a < 3; ++a)
@@ -376,6 +379,8 @@ void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "Device: " << (this->Device ? this->Device : "cpu") << "\n";
   os << indent << "Seed: " << this->Seed << "\n";
   os << indent << "Threads: " << this->Threads << "\n";
+  os << indent << "Pruning: " << this->Pruning << ", QuantizationBits: " << this->QuantizationBits
+     << ", BoundaryCNN: " << this->BoundaryCNN << "\n";
   os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
   os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
 }

@@ -62,6 +62,13 @@ public:
   vtkGetMacro(Seed, int);
   vtkSetMacro(Threads, int);
   vtkGetMacro(Threads, int);
+  /// Deep compression (paper Sec. 3.5) and the boundary CNN (Sec. 3.6).
+  vtkSetMacro(Pruning, int);
+  vtkGetMacro(Pruning, int);
+  vtkSetMacro(QuantizationBits, int);
+  vtkGetMacro(QuantizationBits, int);
+  vtkSetMacro(BoundaryCNN, int);
+  vtkGetMacro(BoundaryCNN, int);
   ///@}
 
   ///@{
@@ -106,6 +113,9 @@ private:
   char* Device = nullptr;
   int Seed = 1;
   int Threads = 0;
+  int Pruning = 0;
+  int QuantizationBits = 8;
+  int BoundaryCNN = 1;
   double AchievedRatio = 0;
   double AchievedPSNR = 0;
 

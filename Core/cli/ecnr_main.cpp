@@ -47,12 +47,12 @@ compress options:
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
   --target-ratio R (chooses the block size when --block is not given)
-  deep compression (paper Sec. 3.5; all on by default):
+  deep compression (paper Sec. 3.5; quantization on, pruning off by default):
   --prune on|off   --prune-at a,b,..  --sparsity a,b,..  (rounds: fraction of training, sparsity of the candidates)
   --prune-scales N (prune the N finest scales only; 0 = all; default 1)
   --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
-  --cnn on|off (boundary CNN, paper Sec. 3.6; default off)   --cnn-channels N (default 8)   --cnn-steps N
+  --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
   --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
   --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
   --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:

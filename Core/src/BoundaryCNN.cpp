@@ -46,6 +46,13 @@ PatchAxis patchAxis(int64_t start, int64_t p, int64_t n, int64_t h) {
   return ax;
 }
 
+// The input patch's voxels at the output range (the identity's output).
+torch::Tensor cropToOutput(const torch::Tensor& x, const PatchAxis ax[3], int64_t h) {
+  using torch::indexing::Slice;
+  auto crop = [&](const PatchAxis& a) { return Slice(a.padLo ? 0 : h, a.padLo ? a.b - a.a : h + a.b - a.a); };
+  return x.index({0, 0, crop(ax[2]), crop(ax[1]), crop(ax[0])});
+}
+
 // forward() on one patch (1, 1, z, y, x): replicate padding only on the sides at the volume edge.
 torch::Tensor forwardPatch(const std::vector<torch::Tensor>& W, const std::vector<torch::Tensor>& b, const torch::Tensor& x,
                            int kernel, bool residual, const PatchAxis ax[3]) {
@@ -59,10 +66,7 @@ torch::Tensor forwardPatch(const std::vector<torch::Tensor>& W, const std::vecto
     y = torch::conv3d(y, W[l], b[l]);
     if (l + 1 < W.size()) y = torch::leaky_relu(y, kBoundaryCnnSlope);
   }
-  if (!residual) return y;
-  using torch::indexing::Slice;
-  auto crop = [&](const PatchAxis& a) { return Slice(a.padLo ? 0 : h, a.padLo ? a.b - a.a : h + a.b - a.a); };
-  return y + x.index({0, 0, crop(ax[2]), crop(ax[1]), crop(ax[0])});
+  return residual ? y + cropToOutput(x, ax, h) : y;
 }
 
 }  // namespace
@@ -88,8 +92,8 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     const int64_t in = cnn.inChannels(l), out = cnn.outChannels(l), fanIn = in * k * k * k;
     // He initialisation for the hidden layers; the last layer starts at zero so a residual network starts as
     // the identity (never worse than the decode), and its gradient alone gets the others going at step 1.
-    const double std = l + 1 < L || !o.residual ? std::sqrt(2.0 / double(fanIn)) : 0.0;
-    W.push_back((torch::randn({out, in, k, k, k}) * std).set_requires_grad(true));
+    const double sd = l + 1 < L || !o.residual ? std::sqrt(2.0 / double(fanIn)) : 0.0;
+    W.push_back((torch::randn({out, in, k, k, k}) * sd).set_requires_grad(true));
     b.push_back(torch::zeros({out}).set_requires_grad(true));
   }
   std::vector<torch::Tensor> params(W);
@@ -99,6 +103,40 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   const int64_t halo = int64_t(L) * (k / 2);
   const int64_t p[3] = {std::min<int64_t>(o.patch, d.x), std::min<int64_t>(o.patch, d.y), std::min<int64_t>(o.patch, d.z)};
   std::uniform_int_distribution<int64_t> ut(0, d.t - 1), ux(0, d.x - p[0]), uy(0, d.y - p[1]), uz(0, d.z - p[2]);
+
+  struct Patch {
+    torch::Tensor input, target;
+    PatchAxis ax[3];
+  };
+  auto draw = [&](std::mt19937_64& g) {
+    Patch pt;
+    const int64_t t = ut(g);
+    pt.ax[0] = patchAxis(ux(g), p[0], d.x, halo);
+    pt.ax[1] = patchAxis(uy(g), p[1], d.y, halo);
+    pt.ax[2] = patchAxis(uz(g), p[2], d.z, halo);
+    const PatchAxis* ax = pt.ax;
+    const int64_t ix = ax[0].in1 - ax[0].in0, iy = ax[1].in1 - ax[1].in0, iz = ax[2].in1 - ax[2].in0;
+    const int64_t ox = ax[0].b - ax[0].a, oy = ax[1].b - ax[1].a, oz = ax[2].b - ax[2].a;
+    pt.input = torch::empty({1, 1, iz, iy, ix});
+    pt.target = torch::empty({1, 1, oz, oy, ox});
+    float* ip = pt.input.data_ptr<float>();
+    float* tp = pt.target.data_ptr<float>();
+    for (int64_t z = 0; z < iz; ++z)
+      for (int64_t y = 0; y < iy; ++y)
+        std::copy_n(decoded.values.data() + decoded.index(ax[0].in0, ax[1].in0 + y, ax[2].in0 + z, t), ix,
+                    ip + (z * iy + y) * ix);
+    for (int64_t z = 0; z < oz; ++z)
+      for (int64_t y = 0; y < oy; ++y)
+        std::copy_n(original.values.data() + original.index(ax[0].a, ax[1].a + y, ax[2].a + z, t), ox,
+                    tp + (z * oy + y) * ox);
+    return pt;
+  };
+  // Held-out patches (own seed) on which the final, quantized network must beat the identity.
+  std::vector<Patch> heldOut;
+  {
+    std::mt19937_64 g(o.seed ^ 0x9E3779B97F4A7C15ull);
+    for (int i = 0; i < 8; ++i) heldOut.push_back(draw(g));
+  }
 
   const Timer timer;
   for (int step = 0;; ++step) {
@@ -113,25 +151,9 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     torch::Tensor sum = torch::zeros({});
     int64_t voxels = 0;
     for (int s = 0; s < o.batch; ++s) {
-      const int64_t t = ut(rng);
-      const PatchAxis ax[3] = {patchAxis(ux(rng), p[0], d.x, halo), patchAxis(uy(rng), p[1], d.y, halo),
-                               patchAxis(uz(rng), p[2], d.z, halo)};
-      const int64_t ix = ax[0].in1 - ax[0].in0, iy = ax[1].in1 - ax[1].in0, iz = ax[2].in1 - ax[2].in0;
-      const int64_t ox = ax[0].b - ax[0].a, oy = ax[1].b - ax[1].a, oz = ax[2].b - ax[2].a;
-      auto input = torch::empty({1, 1, iz, iy, ix});
-      auto target = torch::empty({1, 1, oz, oy, ox});
-      float* ip = input.data_ptr<float>();
-      float* tp = target.data_ptr<float>();
-      for (int64_t z = 0; z < iz; ++z)
-        for (int64_t y = 0; y < iy; ++y)
-          std::copy_n(decoded.values.data() + decoded.index(ax[0].in0, ax[1].in0 + y, ax[2].in0 + z, t), ix,
-                      ip + (z * iy + y) * ix);
-      for (int64_t z = 0; z < oz; ++z)
-        for (int64_t y = 0; y < oy; ++y)
-          std::copy_n(original.values.data() + original.index(ax[0].a, ax[1].a + y, ax[2].a + z, t), ox,
-                      tp + (z * oy + y) * ox);
-      sum = sum + (forwardPatch(W, b, input, k, o.residual, ax) - target).square().sum();
-      voxels += ox * oy * oz;
+      const Patch pt = draw(rng);
+      sum = sum + (forwardPatch(W, b, pt.input, k, o.residual, pt.ax) - pt.target).square().sum();
+      voxels += pt.target.numel();
     }
     auto loss = sum / double(voxels);
     adam.zero_grad();
@@ -149,7 +171,32 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     std::copy_n(w.data_ptr<float>(), w.numel(), cnn.weights[size_t(l)].data());
     std::copy_n(bb.data_ptr<float>(), bb.numel(), cnn.biases[size_t(l)].data());
   }
+  bool finite = true;
+  for (const auto* group : {&cnn.weights, &cnn.biases})
+    for (const auto& layer : *group)
+      for (float v : layer) finite = finite && std::isfinite(v);
+  if (!finite) cnn = makeBoundaryCnn(o.layers, o.channels, o.kernel, o.residual);  // diverged: zeros (the identity)
   if (o.bits > 0) quantizeBoundaryCnn(cnn, o.bits);
+
+  if (cnn.residual) {
+    torch::NoGradGuard noGrad;
+    std::vector<torch::Tensor> Wq, bq;
+    for (int l = 0; l < L; ++l) {
+      Wq.push_back(torch::tensor(cnn.weights[size_t(l)]).view(W[size_t(l)].sizes()));
+      bq.push_back(torch::tensor(cnn.biases[size_t(l)]));
+    }
+    double withCnn = 0, without = 0;
+    for (const Patch& pt : heldOut) {
+      withCnn += (forwardPatch(Wq, bq, pt.input, k, true, pt.ax) - pt.target).square().sum().item<double>();
+      without += (cropToOutput(pt.input, pt.ax, halo) - pt.target).square().sum().item<double>();
+    }
+    if (!(withCnn < without)) {
+      // Training did not help (too few steps, or nothing to correct): the identity, which isIdentity() reports.
+      const int bits = cnn.bits;
+      cnn = makeBoundaryCnn(o.layers, o.channels, o.kernel, true);
+      if (bits > 0) quantizeBoundaryCnn(cnn, bits);
+    }
+  }
   progress.report(1.0, "boundary CNN: trained");
   return cnn;
 }

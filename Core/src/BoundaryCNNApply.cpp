@@ -119,6 +119,15 @@ float getF32(const uint8_t* p) {
 
 int64_t BoundaryCnn::parameterCount() const { return countParameters(layers, channels, kernel); }
 
+bool BoundaryCnn::isIdentity() const {
+  if (!residual) return false;
+  for (const auto* group : {&weights, &biases})
+    for (const auto& layer : *group)
+      for (float v : layer)
+        if (v != 0) return false;
+  return true;
+}
+
 void BoundaryCnn::validate() const {
   if (layers < 1 || layers > kernels::kMaxConvLayers)
     throw Error("boundary CNN: layers must be 1.." + std::to_string(kernels::kMaxConvLayers));

@@ -49,6 +49,14 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
   return int64_t(fixed + double(m) * perMlp + double(n) * perBlock);
 }
 
+// The boundary CNN's section: 1 -> C -> C -> C -> C -> 1 convolutions of 3^3 at cnnBits per value.
+int64_t cnnBytes(const ResolvedSettings& r) {
+  if (!r.s.boundaryCnn) return 0;
+  const int64_t C = r.s.cnnChannels;
+  const int64_t params = 27 * C + 3 * 27 * C * C + 27 * C + 4 * C + 1;
+  return 64 + (params * r.s.cnnBits + 7) / 8;
+}
+
 // Blocks of a residual field whose mean square exceeds the threshold.
 int64_t keptBlocks(const Field& residual, const std::array<int, 3>& blockDims, float threshold) {
   const BlockGrid g = makeBlockGrid(residual.dims, blockDims);
@@ -85,7 +93,7 @@ SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSet
                           const std::array<int, 3>& blockDims) {
   const int S = int(residuals.size());
   SizeEstimate e;
-  e.bytes = kFixedBytes;
+  e.bytes = kFixedBytes + cnnBytes(r);
   for (int i = 0; i < S; ++i) {
     const Field& res = residuals[size_t(i)];
     const BlockGrid g = makeBlockGrid(res.dims, blockDims);
@@ -114,7 +122,7 @@ SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const st
   const PyramidPlan plan = planPyramid(dims, r.s.scales, r.s.minAxisLength);
   const int scales = int(plan.dims.size());
   SizeEstimate e;
-  e.bytes = kFixedBytes;
+  e.bytes = kFixedBytes + cnnBytes(r);
   for (int i = 0; i < scales; ++i) {
     const Dims4& d = plan.dims[size_t(i)];
     int64_t n = d.t;

