@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "ecnr/Archive.h"
 #include "ecnr/Assignment.h"
 #include "ecnr/Blocks.h"
 #include "ecnr/BoundaryCNN.h"
@@ -138,6 +139,8 @@ std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettin
   return w;
 }
 
+constexpr double kRdSlopeDb = 4.0;
+
 // The boundary CNN learns the correction from the finest decode (what the decoder will produce, normalized
 // units) to the original; it is kept only when it lowers the error.
 void trainCnn(Model& model, const Field& decoded, const Field& original, const EncoderSettings& s,
@@ -156,7 +159,12 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
   rep.psnrBeforeCnn = psnrNormalized(original, decoded);
   rep.psnrAfterCnn = psnrNormalized(original, corrected);
   rep.cnnSeconds = t.seconds();
-  if (rep.psnrAfterCnn > rep.psnrBeforeCnn) model.cnn = std::move(cnn);
+  // Kept when its gain beats what its bytes would buy elsewhere: about kRdSlopeDb per doubling of the archive
+  // (the slope of ECNR's own rate-distortion curve near CR 100-300, BENCHMARKS.md).
+  const double modelBytes = double(serializeArchive({model}).size());
+  const double cnnBytes = double(serializeBoundaryCnn(cnn).size());
+  const double worth = kRdSlopeDb * std::log2((modelBytes + cnnBytes) / modelBytes);
+  if (!cnn.isIdentity() && rep.psnrAfterCnn - rep.psnrBeforeCnn > worth) model.cnn = std::move(cnn);
   std::ostringstream msg;
   msg << "boundary CNN: PSNR " << rep.psnrBeforeCnn << " -> " << rep.psnrAfterCnn << " dB, " << rep.cnnSeconds << " s"
       << (model.hasCnn() ? "" : " (not kept)");

