@@ -67,6 +67,7 @@ inline void applyOptions(const std::string& options, EncoderSettings& s) {
     else if (key == "--bits") s.quantBits = std::stoi(value);
     else if (key == "--latent-bits") s.latentBits = std::stoi(value);
     else if (key == "--prune") s.pruning = value == "on";
+    else if (key == "--rd-edges") continue;  // ecnr_bench_deep's sweep, not an encoder setting
     else if (key == "--scales") s.scales = std::stoi(value);
     else if (key == "--threshold") s.threshold = std::stof(value);
     else throw Error("bench config: unsupported option " + key);

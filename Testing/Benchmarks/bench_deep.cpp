@@ -4,7 +4,7 @@
 //       the same blocks and MLPs for every row (block size chosen once, by the default pipeline for CR 300), each
 //       row's archive size, CR and PSNR.
 //   ecnr_bench_deep rd <datasets.conf> <preset> <out.md> [dataset ...]
-//       PSNR against CR: the full pipeline at several target ratios, then the PSNR at CR 300 and 1000 interpolated
+//       PSNR against CR: the full pipeline over a sweep of block sizes, then the PSNR at CR 300 and 1000 interpolated
 //       in log CR, beside the reference figures of SPERR, TTHRESH and SZ3 (measured outside this project).
 #include <algorithm>
 #include <cmath>
@@ -95,6 +95,9 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
       {"pruning + local quantization (7 bits)",
        [&](EncoderSettings& s) { noCnn(s); s.pruning = true; s.localQuantization = true; s.quantBits = 7; }},
       {"quantization, no fine-tuning", [&](EncoderSettings& s) { noCnn(s); s.fineTuneFraction = 0; }},
+      {"quantization, float16 latent codes", [&](EncoderSettings& s) { noCnn(s); s.latentBits = 0; }},
+      {"quantization, float32 latent codes and codebooks",
+       [&](EncoderSettings& s) { noCnn(s); s.latentBits = 0; s.precision = WeightPrecision::Float32; }},
       {"quantization + boundary CNN (the default)", [](EncoderSettings& s) { s.pruning = false; s.boundaryCnn = true; }},
       {"pruning + quantization + boundary CNN", [](EncoderSettings& s) { s.pruning = true; s.boundaryCnn = true; }},
   };
@@ -118,18 +121,35 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
   }
 }
 
-void rd(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSettings& base, std::ostream& md,
-        std::ostream& points) {
+// Block edges of the rate-distortion sweep: the archive size follows the block size (more, smaller blocks: more
+// MLPs), so a sweep over edges spans the ratios; a dataset's config line may give its own with --rd-edges.
+std::vector<int> sweepEdges(std::string& options) {
+  std::vector<int> edges{16, 24, 32, 48};
+  const auto at = options.find("--rd-edges");
+  if (at == std::string::npos) return edges;
+  std::stringstream ss(options.substr(at + 10));
+  std::string list;
+  ss >> list;
+  options.erase(at, 10 + 1 + list.size());
+  edges.clear();
+  std::stringstream items(list);
+  std::string item;
+  while (std::getline(items, item, ',')) edges.push_back(std::stoi(item));
+  return edges;
+}
+
+void rd(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSettings& base,
+        const std::vector<int>& edges, std::ostream& md, std::ostream& points) {
   std::vector<std::pair<double, double>> pts;
-  for (double target : {200.0, 450.0, 900.0, 1800.0}) {
+  for (int edge : edges) {
     EncoderSettings s = base;
-    s.targetRatio = target;
+    for (int a = 0; a < 3; ++a) s.blockDims[size_t(a)] = int(std::min<int64_t>(edge, f.dims[a]));
     const Result x = run(f, meta, s);
     pts.push_back({x.ratio, x.psnr});
-    points << std::fixed << "| " << d.name << " | " << std::setprecision(0) << target << " | " << x.blockDims[0] << "x"
-           << x.blockDims[1] << "x" << x.blockDims[2] << " | " << std::setprecision(1) << x.ratio << " | "
-           << std::setprecision(2) << x.psnr << " | " << std::setprecision(1) << x.seconds << " |\n";
-    std::cerr << d.name << ": target " << target << ": CR " << x.ratio << ", PSNR " << x.psnr << "\n";
+    points << std::fixed << "| " << d.name << " | " << x.blockDims[0] << "x" << x.blockDims[1] << "x" << x.blockDims[2]
+           << " | " << std::setprecision(1) << x.ratio << " | " << std::setprecision(2) << x.psnr << " | "
+           << (x.summary.bytes.cnn > 0 ? "yes" : "no") << " | " << std::setprecision(1) << x.seconds << " |\n";
+    std::cerr << d.name << ": block " << edge << ": CR " << x.ratio << ", PSNR " << x.psnr << "\n";
   }
   const auto ref = kReference.find(d.name);
   auto refCell = [&](int k) { return ref == kReference.end() ? std::string("—") : dB(ref->second[size_t(k)]); };
@@ -171,14 +191,16 @@ int main(int argc, char** argv) {
         continue;
       }
       EncoderSettings s = presetSettings(preset);
-      applyOptions(d.options, s);
+      std::string options = d.options;
+      const std::vector<int> edges = sweepEdges(options);
+      applyOptions(options, s);
       s.verbose = false;
       if (mode == "ablation") ablation(d, f, meta, s, md);
-      else rd(d, f, meta, s, md, points);
+      else rd(d, f, meta, s, edges, md, points);
     }
     if (mode == "rd")
-      md << "\nMeasured points (target ratio given to the block-size chooser, achieved CR and PSNR):\n\n"
-         << "| dataset | target | block | CR | PSNR (dB) | encode (s) |\n|---|---|---|---|---|---|\n"
+      md << "\nMeasured points (block size of the sweep, achieved CR and PSNR, whether the boundary CNN was kept):\n\n"
+         << "| dataset | block | CR | PSNR (dB) | CNN | encode (s) |\n|---|---|---|---|---|---|\n"
          << points.str();
   } catch (const std::exception& e) {
     std::cerr << "ecnr_bench_deep: " << e.what() << "\n";

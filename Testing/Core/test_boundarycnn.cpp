@@ -279,23 +279,3 @@ TEST(BoundaryCnn, TrainingOnAnExactDecodeReturnsTheIdentity) {
   applyBoundaryCnn(cnn, f);
   EXPECT_EQ(f.values, smooth.values);
 }
-
-// Speed of the CPU kernel against LibTorch on a 64^3 volume (not a check; run with --gtest_also_run_disabled_tests,
-// threads from OMP_NUM_THREADS and ECNR_CNN_THREADS).
-TEST(BoundaryCnn, DISABLED_Speed) {
-  const int threads = std::getenv("ECNR_CNN_THREADS") ? std::atoi(std::getenv("ECNR_CNN_THREADS")) : 2;
-  for (int channels : {8, 16, 32}) {
-    const BoundaryCnn cnn = randomCnn(5, channels, 3, true, 1);
-    Field f = randomField({64, 64, 64, 1}, 2);
-    auto time = [&](auto fn) {
-      fn();
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
-    const double cpu = time([&] { applyBoundaryCnn(cnn, f); });
-    const double torch = time([&] { applyBoundaryCnnTorch(cnn, f, threads); });
-    std::cout << "[ speed    ] " << channels << " channels, 64^3: kernel " << 64 * 64 * 64 / cpu << " voxels/s, LibTorch "
-              << 64 * 64 * 64 / torch << " voxels/s\n";
-  }
-}

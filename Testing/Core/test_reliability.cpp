@@ -315,6 +315,7 @@ TEST(Reliability, NaNParametersAndBlocksLargerThanTheGridAreRefused) {
   // last two bytes of the file).
   EncoderSettings plain = tinySettings();
   plain.quantBits = 0;
+  plain.boundaryCnn = false;
   std::vector<uint8_t> bytes = serializeArchive({encodeTiny(smoothField(Dims4{8, 8, 8, 2}), GridMeta{}, plain)});
   const SectionInfo last = summarizeArchive(bytes.data(), bytes.size()).sections.back();
   ASSERT_EQ(m.scales.back().precision, WeightPrecision::Float16);
