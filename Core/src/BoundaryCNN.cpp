@@ -82,6 +82,11 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   if (o.bits != 0 && (o.bits < 2 || o.bits > 16)) throw Error("trainBoundaryCnn: bits must be 0 or 2..16");
   BoundaryCnn cnn = makeBoundaryCnn(o.layers, o.channels, o.kernel, o.residual);  // validates the shape
 
+  // LibTorch's thread count is process-wide: restore it when training ends, however it ends.
+  struct ThreadCount {
+    int saved = torch::get_num_threads();
+    ~ThreadCount() { torch::set_num_threads(saved); }
+  } restore;
   if (o.threads > 0) torch::set_num_threads(o.threads);
   torch::manual_seed(o.seed);
   std::mt19937_64 rng(o.seed);

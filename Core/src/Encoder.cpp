@@ -151,7 +151,9 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
   o.steps = s.cnnSteps;
   o.bits = s.cnnBits;
   o.seed = s.seed;
-  o.threads = s.threads;
+  // One LibTorch thread: its OpenMP workers spin, and with the cores shared (ctest -j, MPI ranks, other jobs)
+  // two threads ran about 10x slower than one; on an idle 2-core machine one thread loses little here.
+  o.threads = 1;
   progress.report(1.0, "training the boundary CNN");
   BoundaryCnn cnn = trainBoundaryCnn(decoded, original, o, progress);
   Field corrected = decoded;
