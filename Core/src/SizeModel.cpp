@@ -42,8 +42,10 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
     perMlp = 0.9 * (maskBits + kept * r.s.quantBits) / 8.0;
     // Codebooks: up to 2^bits shared values per group, fewer when the group is smaller.
     for (int l = 0; l < shape.layerCount(); ++l)
-      for (int64_t group : {int64_t(shape.fanIn(l)) * shape.fanOut(l), int64_t(shape.fanOut(l))})
-        fixed += double(codebookSize(m * group, 1 << r.s.quantBits)) * valueBytes;
+      for (int bias = 0; bias < 2; ++bias) {
+        const int64_t group = bias ? shape.fanOut(l) : int64_t(shape.fanIn(l)) * shape.fanOut(l);
+        fixed += double(codebookSize(m * group, 1 << r.s.quantBits, bias == 1)) * valueBytes;
+      }
     const double latentBytes = r.s.latentBits > 0 ? 0.9 * r.s.latentBits / 8.0 : valueBytes;
     perBlock = 3.5 + shape.latentDim * latentBytes;
   } else {

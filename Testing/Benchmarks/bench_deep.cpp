@@ -96,8 +96,6 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
        [&](EncoderSettings& s) { noCnn(s); s.pruning = true; s.localQuantization = true; s.quantBits = 7; }},
       {"quantization, no fine-tuning", [&](EncoderSettings& s) { noCnn(s); s.fineTuneFraction = 0; }},
       {"quantization, float16 latent codes", [&](EncoderSettings& s) { noCnn(s); s.latentBits = 0; }},
-      {"quantization, float32 latent codes and codebooks",
-       [&](EncoderSettings& s) { noCnn(s); s.latentBits = 0; s.precision = WeightPrecision::Float32; }},
       {"quantization + boundary CNN (the default)", [](EncoderSettings& s) { s.pruning = false; s.boundaryCnn = true; }},
       {"pruning + quantization + boundary CNN", [](EncoderSettings& s) { s.pruning = true; s.boundaryCnn = true; }},
   };

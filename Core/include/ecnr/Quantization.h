@@ -17,9 +17,9 @@ namespace ecnr {
 /// sorted centroids (fewer when there are fewer distinct values); empty for no values.
 std::vector<float> kmeans1d(std::vector<float> values, int k, int iterations = 40);
 
-/// Entries of a group's codebook: 2^bits, but no more than a quarter of its values (at least 16): a small group
-/// (few MLPs at a coarse scale) would otherwise spend more on its codebook than on its indices.
-int codebookSize(int64_t values, int maxEntries);
+/// Entries of a group's codebook, at most maxEntries (2^bits): weights at most one per two values (at least 64),
+/// so a small group (few MLPs) does not spend more on its codebook than on its indices; biases up to one per value.
+int codebookSize(int64_t values, int maxEntries, bool biases);
 
 /// Position of the codebook entry nearest to v (codebook sorted ascending, not empty).
 int32_t nearestIndex(const std::vector<float>& codebook, float v);
