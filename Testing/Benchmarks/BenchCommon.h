@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -93,6 +95,19 @@ inline std::string machine() {
   std::ostringstream s;
   s << model << ", " << std::thread::hardware_concurrency() << " threads, " << u.sysname << " " << u.release;
   return s.str();
+}
+
+/// The dataset's field when it is selected (`only` empty or naming it) and its input exists; otherwise false, with
+/// a message for a missing input (real data may be absent).
+inline bool loadSelected(const Dataset& d, const std::vector<std::string>& only, Field& f, GridMeta& meta) {
+  if (!only.empty() && std::find(only.begin(), only.end(), d.name) == only.end()) return false;
+  try {
+    f = load(d, &meta);
+  } catch (const Error& e) {
+    std::cerr << d.name << ": skipped (" << e.what() << ")\n";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace bench

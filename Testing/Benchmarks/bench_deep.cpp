@@ -179,15 +179,9 @@ int main(int argc, char** argv) {
          << "| dataset | ECNR PSNR at CR 300 | SPERR / TTHRESH / SZ3 at 300 | ECNR PSNR at CR 1000 | SPERR / TTHRESH / "
             "SZ3 at 1000 |\n|---|---|---|---|---|\n";
     for (const Dataset& d : readConfig(argv[2])) {
-      if (!only.empty() && std::find(only.begin(), only.end(), d.name) == only.end()) continue;
       GridMeta meta;
       Field f;
-      try {
-        f = load(d, &meta);
-      } catch (const Error& e) {
-        std::cerr << d.name << ": skipped (" << e.what() << ")\n";
-        continue;
-      }
+      if (!loadSelected(d, only, f, meta)) continue;
       EncoderSettings s = presetSettings(preset);
       std::string options = d.options;
       const std::vector<int> edges = sweepEdges(options);

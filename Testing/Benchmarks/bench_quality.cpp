@@ -37,15 +37,9 @@ int main(int argc, char** argv) {
        << "| dataset | dims | block | CR | PSNR (dB) | mean step PSNR | max abs err / range | encode (s) | decode (s) | "
           "peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const Dataset& d : readConfig(argv[1])) {
-      if (!only.empty() && std::find(only.begin(), only.end(), d.name) == only.end()) continue;
       GridMeta meta;
       Field f;
-      try {
-        f = load(d, &meta);
-      } catch (const Error& e) {
-        std::cerr << d.name << ": skipped (" << e.what() << ")\n";
-        continue;
-      }
+      if (!loadSelected(d, only, f, meta)) continue;
       EncoderSettings s = presetSettings(preset);
       applyOptions(d.options, s);
       s.verbose = false;
