@@ -34,7 +34,7 @@ namespace {
 const char* kUsage = R"(usage:
   ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
   ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution] [--array NAME]
-                           [--memory-limit BYTES|off] [--cnn off]
+                           [--memory-limit BYTES|off] [--cnn off] [--correction off]
   ecnr info <input.ecnr>
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
   ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
@@ -46,7 +46,12 @@ compress options:
   --scales S   --block X,Y,Z   --blocks-per-mlp a,b,c (coarsest first)   --epochs a,b,c (coarsest first)
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
-  --target-ratio R (chooses the block size when --block is not given)
+  quality modes (an error-bounded correction on top of the network; ecnr info shows the mode and what it reached):
+  --max-error E | --rel-error e   every voxel within E (absolute) or e x the data range, on every decoder path
+  --target-psnr P                 at least P dB (lands in [P, P+1]), the fewest bytes the modes find
+  --target-ratio R                the archive within +-10 % of ratio R (network sized first, correction fills it)
+  --mode expert|ratio|psnr|max-error   (inferred from the options above; expert: --target-ratio only chooses
+                                  the block size, no correction)   --network-share F (ratio mode: network's share, 1)
   deep compression (paper Sec. 3.5; quantization on, pruning off by default):
   --prune on|off   --prune-at a,b,..  --sparsity a,b,..  (rounds: fraction of training, sparsity of the candidates)
   --prune-scales N (prune the N finest scales only; 0 = all; default 1)
@@ -225,6 +230,31 @@ public:
         }) {}
 };
 
+// --max-error / --rel-error > --target-psnr > --target-ratio pick the mode unless --mode names it; the target
+// ratio then still sizes the network.
+void applyQualityOptions(const Args& a, EncoderSettings& s) {
+  if (a.has("--max-error")) s.maxError = parseNumber(a.get("--max-error"), "--max-error");
+  if (a.has("--rel-error")) s.relativeError = parseNumber(a.get("--rel-error"), "--rel-error");
+  if (a.has("--target-psnr")) s.targetPsnr = parseNumber(a.get("--target-psnr"), "--target-psnr");
+  if (a.has("--network-share")) s.networkShare = parseNumber(a.get("--network-share"), "--network-share");
+  if (a.has("--max-error") && a.has("--rel-error")) throw Error("give --max-error or --rel-error, not both");
+  if (a.has("--mode")) {
+    const std::string m = a.get("--mode");
+    s.mode = m == "expert" ? QualityMode::Expert : m == "ratio" ? QualityMode::Ratio : m == "psnr" ? QualityMode::Psnr
+           : m == "max-error" ? QualityMode::MaxError
+                              : throw Error("--mode must be expert, ratio, psnr or max-error");
+  } else if (a.has("--max-error") || a.has("--rel-error")) {
+    s.mode = QualityMode::MaxError;
+  } else if (a.has("--target-psnr")) {
+    s.mode = QualityMode::Psnr;
+  } else if (a.has("--target-ratio")) {
+    s.mode = QualityMode::Ratio;
+  }
+  if (s.mode == QualityMode::MaxError && !(s.maxError > 0) && !(s.relativeError > 0))
+    throw Error("--mode max-error needs --max-error E or --rel-error e (positive)");
+  if (s.mode == QualityMode::Psnr && !(s.targetPsnr > 0)) throw Error("--mode psnr needs --target-psnr P (positive)");
+}
+
 EncoderSettings settingsFrom(const Args& a) {
   EncoderSettings s = presetSettings(a.get("--preset", "default"));
   if (a.has("--scales")) s.scales = int(parseNumber(a.get("--scales"), "--scales"));
@@ -263,6 +293,7 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--fine-tune")) s.fineTuneFraction = parseNumber(a.get("--fine-tune"), "--fine-tune");
   if (a.has("--fine-tune-lr")) s.fineTuneLr = float(parseNumber(a.get("--fine-tune-lr"), "--fine-tune-lr"));
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
+  applyQualityOptions(a, s);
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
   if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
   if (a.has("--device")) s.device = a.get("--device");
@@ -304,6 +335,13 @@ Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s,
   writeArchive({m}, out);
   *seconds = t.seconds();
   if (!quiet) printEncodeReport(report);
+  if (m.residual.quality.mode != QualityMode::Expert) {
+    const QualityInfo& q = m.residual.quality;
+    std::cout << "mode " << qualityModeName(q.mode) << " (target " << q.target << "): network " << report.networkBytes
+              << " bytes (PSNR " << std::fixed << std::setprecision(2) << q.networkPsnr << " dB, "
+              << report.networkAttempts << " trained) + correction " << report.correctionBytes << " bytes -> PSNR "
+              << q.achievedPsnr << " dB, max abs error " << std::setprecision(6) << q.achievedMaxError << "\n";
+  }
   return m;
 }
 
@@ -357,6 +395,10 @@ int cmdDecompress(const Args& a) {
   checkWritable(a.positional[1]);
   Decoder dec(model);
   if (a.has("--cnn")) dec.setBoundaryCnn(onOff(a.get("--cnn"), "--cnn"));
+  if (a.has("--correction")) dec.setResidual(onOff(a.get("--correction"), "--correction"));
+  if (model.residual.hasCorrection() && !dec.appliesResidual(scales) && !a.has("--quiet"))
+    std::cerr << "note: the error-bounded correction is not applied to this decode (coarse scale, CNN off, or "
+                 "--correction off): the archive's bound does not hold for it\n";
   CliProgress progress(a.has("--quiet"));
   Field f = a.has("--timestep") ? dec.decodeStep(int64_t(parseNumber(a.get("--timestep"), "--timestep")), scales, full)
                                 : dec.decodeAll(scales, full, &progress);
@@ -377,6 +419,17 @@ int cmdInfo(const Args& a) {
               << m.shape.latentDim << ", omega0 " << m.shape.omega0 << "\n";
     std::cout << "  compression ratio " << std::fixed << std::setprecision(1)
               << double(m.dims.count()) * 4.0 / double(sum.fileBytes) << " (float32 input / file size)\n";
+    const size_t index = size_t(&m - arrays.data());
+    if (index < sum.quality.size() && sum.quality[index].mode != QualityMode::Expert) {
+      const QualityInfo& q = sum.quality[index];
+      std::cout << "  mode " << qualityModeName(q.mode) << ", target " << std::defaultfloat << std::setprecision(6) << q.target
+                << ": achieved PSNR " << std::fixed << std::setprecision(2) << q.achievedPsnr << " dB (network alone "
+                << q.networkPsnr << " dB), max abs error " << std::defaultfloat << q.achievedMaxError;
+      if (sum.bound[index] > 0) std::cout << ", guaranteed bound " << sum.bound[index];
+      if (m.residual.hasCorrection())
+        std::cout << ", correction step " << m.residual.step << " (" << m.residual.bytes() << " bytes)";
+      std::cout << std::fixed << "\n";
+    }
     for (size_t p = 0; p < m.scales.size(); ++p) {
       const ScaleModel& s = m.scales[p];
       const auto g = s.blockGrid();
@@ -389,7 +442,8 @@ int cmdInfo(const Args& a) {
   const ComponentBytes& b = sum.bytes;
   std::cout << "bytes: header " << b.header << ", table of contents " << b.toc << ", block table " << b.blockTable
             << ", latent codes " << b.latents << ", pruning masks " << b.masks << ", shared values " << b.codebooks
-            << ", indices " << b.indices << ", plain weights " << b.weights << ", boundary CNN " << b.cnn << "\n";
+            << ", indices " << b.indices << ", plain weights " << b.weights << ", boundary CNN " << b.cnn
+            << ", correction " << b.residual << "\n";
   return 0;
 }
 

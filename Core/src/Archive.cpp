@@ -22,9 +22,15 @@
 #include "ecnr/Entropy.h"
 #include "ecnr/Half.h"
 #include "ecnr/Pyramid.h"
+#include "ByteIO.h"
 
 namespace ecnr {
 namespace {
+
+using io::ByteReader;
+using io::ByteWriter;
+using io::saturatingMul;
+using io::valueBytes;
 
 constexpr uint8_t kMagic[8] = {'E', 'C', 'N', 'R', 0x89, '\r', '\n', 0x1A};
 constexpr uint64_t kPrefixBytes = 16;  // magic, version, section count
@@ -38,13 +44,6 @@ constexpr int kMaxScales = 16;
 constexpr uint64_t kScaleFixedBytes = 4 * 8 + 4 * 1 + 3 * 4 + 4 + 1 + 8;
 constexpr uint64_t kBlockRecordBytes = 5 * 4;
 
-uint64_t valueBytes(WeightPrecision p) { return p == WeightPrecision::Float16 ? 2 : 4; }
-
-/// a * b, or UINT64_MAX when it overflows (which no bounds check can then pass).
-uint64_t saturatingMul(uint64_t a, uint64_t b) {
-  return (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) ? std::numeric_limits<uint64_t>::max() : a * b;
-}
-
 /// Stored u32 counts are kept in ints; values beyond int become -1 so that the range checks refuse them.
 int toInt(uint32_t v) { return v > uint32_t(INT_MAX) ? -1 : int(v); }
 
@@ -53,6 +52,7 @@ std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
     case SectionType::Header: return "header of array " + std::to_string(array);
     case SectionType::Scale: return "scale " + std::to_string(scale) + " of array " + std::to_string(array);
     case SectionType::BoundaryCnn: return "boundary CNN of array " + std::to_string(array);
+    case SectionType::Residual: return "residual of array " + std::to_string(array);
   }
   return "section of type " + std::to_string(uint32_t(type)) + " of array " + std::to_string(array);
 }
@@ -60,117 +60,9 @@ std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
 std::string sectionName(const SectionInfo& s) { return sectionName(s.type, s.array, s.scale); }
 
 bool isKnown(SectionType t) {
-  return t == SectionType::Header || t == SectionType::Scale || t == SectionType::BoundaryCnn;
+  return t == SectionType::Header || t == SectionType::Scale || t == SectionType::BoundaryCnn ||
+         t == SectionType::Residual;
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// Little-endian encoding. Bytes are assembled explicitly so the format does not depend on the host's byte order.
-
-class ByteWriter {
-public:
-  void u8(uint8_t v) { bytes_.push_back(v); }
-  void u32(uint32_t v) { put(v, 4); }
-  void u64(uint64_t v) { put(v, 8); }
-  void i64(int64_t v) { put(uint64_t(v), 8); }
-  void f32(float v) {
-    uint32_t b;
-    std::memcpy(&b, &v, 4);
-    put(b, 4);
-  }
-  void f64(double v) {
-    uint64_t b;
-    std::memcpy(&b, &v, 8);
-    put(b, 8);
-  }
-  void raw(const uint8_t* p, size_t n) { bytes_.insert(bytes_.end(), p, p + n); }
-  void string(const std::string& s) {
-    u32(uint32_t(s.size()));
-    raw(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-  }
-  void values(const std::vector<float>& v, WeightPrecision p) {
-    for (float x : v) {
-      if (p == WeightPrecision::Float16)  // clamped like applyStoragePrecision: never an infinity in the file
-        put(floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x), 2);
-      else
-        f32(x);
-    }
-  }
-  std::vector<uint8_t>& bytes() { return bytes_; }
-
-private:
-  void put(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_.push_back(uint8_t(v >> (8 * i)));
-  }
-  std::vector<uint8_t> bytes_;
-};
-
-/// Reads one section (or the file prefix) with every read checked against its end.
-class ByteReader {
-public:
-  ByteReader(const uint8_t* data, uint64_t size, std::string name) : data_(data), size_(size), name_(std::move(name)) {}
-
-  uint8_t u8() { return *take(1); }
-  uint32_t u32() { return uint32_t(get(4)); }
-  uint64_t u64() { return get(8); }
-  int64_t i64() { return int64_t(get(8)); }
-  float f32() {
-    const uint32_t b = u32();
-    float v;
-    std::memcpy(&v, &b, 4);
-    return v;
-  }
-  double f64() {
-    const uint64_t b = u64();
-    double v;
-    std::memcpy(&v, &b, 8);
-    return v;
-  }
-  std::string string() {
-    const uint32_t n = u32();
-    const uint8_t* p = take(n);
-    return std::string(reinterpret_cast<const char*>(p), n);
-  }
-  /// The guard before every resize: `count` elements of `elementBytes` must still be in the section.
-  void require(uint64_t count, uint64_t elementBytes) const {
-    if (saturatingMul(count, elementBytes) > remaining()) truncated();
-  }
-  void values(std::vector<float>& out, uint64_t count, WeightPrecision p) {
-    require(count, valueBytes(p));
-    out.resize(size_t(count));
-    for (float& x : out) x = p == WeightPrecision::Float16 ? halfToFloat(uint16_t(get(2))) : f32();
-  }
-  void finish() const {
-    if (remaining() != 0) fail("has " + std::to_string(remaining()) + " unexpected trailing bytes");
-  }
-  uint64_t remaining() const { return size_ - pos_; }
-  uint64_t position() const { return pos_; }
-  const uint8_t* cursor() const { return data_ + pos_; }
-  void skip(uint64_t n) { take(n); }
-  const std::string& name() const { return name_; }
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error("archive section '" + name_ + "' " + what);
-  }
-
-private:
-  [[noreturn]] void truncated() const { fail("is truncated"); }
-  const uint8_t* take(uint64_t n) {
-    if (n > remaining()) truncated();
-    const uint8_t* p = data_ + pos_;
-    pos_ += n;
-    return p;
-  }
-  uint64_t get(int n) {
-    const uint8_t* p = take(uint64_t(n));
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v |= uint64_t(p[i]) << (8 * i);
-    return v;
-  }
-
-  const uint8_t* data_;
-  uint64_t size_;
-  uint64_t pos_ = 0;
-  std::string name_;
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Consistency rules, shared by the writer (so it never writes what the reader refuses) and the reader.
@@ -492,6 +384,56 @@ std::vector<uint8_t> scalePayload(const ScaleModel& s, const MlpShape& shape) {
   return std::move(w.bytes());
 }
 
+// Residual section: the quality mode and figures, the bound, the step, then one length-prefixed stream per step.
+constexpr uint64_t kResidualFixedBytes = 1 + 7 * 8 + 8;
+
+std::vector<uint8_t> residualPayload(const ResidualCorrection& c) {
+  ByteWriter w;
+  w.u8(uint8_t(c.quality.mode));
+  for (double v : {c.quality.target, c.quality.achievedPsnr, c.quality.achievedMaxError, c.quality.networkPsnr,
+                   c.bound, c.step, c.slack})
+    w.f64(v);
+  w.u64(c.hasCorrection() ? c.steps.size() : 0);
+  if (c.hasCorrection())
+    for (const auto& st : c.steps) {
+      w.uleb(st.size());
+      w.raw(st.data(), st.size());
+    }
+  return std::move(w.bytes());
+}
+
+/// The fixed fields; `steps` (the streams) only when withStreams. Streams are checked when applied (Residual.cpp).
+ResidualCorrection parseResidual(ByteReader& r, const Model& m, bool withStreams) {
+  ResidualCorrection c;
+  r.require(1, kResidualFixedBytes);
+  const uint8_t mode = r.u8();
+  if (mode > uint8_t(QualityMode::MaxError)) r.fail("has an unknown quality mode " + std::to_string(mode));
+  c.quality.mode = QualityMode(mode);
+  c.quality.target = r.f64();
+  c.quality.achievedPsnr = r.f64();
+  c.quality.achievedMaxError = r.f64();
+  c.quality.networkPsnr = r.f64();
+  c.bound = r.f64();
+  c.step = r.f64();
+  c.slack = r.f64();
+  for (double v : {c.bound, c.step, c.slack})
+    if (!std::isfinite(v) || v < 0) r.fail("has a negative or non-finite bound, step or slack");
+  const uint64_t count = r.u64();
+  if (count != 0 && (count != uint64_t(m.dims.t) || c.step <= 0))
+    r.fail("holds " + std::to_string(count) + " time steps for a series of " + std::to_string(m.dims.t) +
+           (c.step <= 0 ? " with a zero step" : ""));
+  r.require(count, 1);
+  if (withStreams) c.steps.resize(size_t(count));
+  for (uint64_t t = 0; t < count; ++t) {
+    const uint64_t n = r.uleb();
+    r.require(n, 1);
+    if (withStreams) c.steps[size_t(t)].assign(r.cursor(), r.cursor() + n);
+    r.skip(n);
+  }
+  r.finish();
+  return c;
+}
+
 struct PendingSection {
   SectionInfo info;
   std::vector<uint8_t> payload;
@@ -501,7 +443,10 @@ struct PendingSection {
 std::vector<uint8_t> assemble(std::vector<PendingSection>& sections) {
   ByteWriter w;
   w.raw(kMagic, sizeof kMagic);
-  w.u32(kArchiveVersion);
+  // Version 2 unless a correction is present (see kArchiveVersion): older readers keep reading the rest.
+  bool residual = false;
+  for (const PendingSection& s : sections) residual |= s.info.type == SectionType::Residual;
+  w.u32(residual ? kArchiveVersion : 2u);
   w.u32(uint32_t(sections.size()));
   uint64_t offset = kPrefixBytes + kTocEntryBytes * sections.size() + kTocCrcBytes;
   for (PendingSection& s : sections) {
@@ -586,6 +531,7 @@ TableOfContents readTableOfContents(const uint8_t* data, size_t size) {
 struct ArrayLayout {
   const SectionInfo* header = nullptr;
   const SectionInfo* cnn = nullptr;
+  const SectionInfo* residual = nullptr;
   std::vector<const SectionInfo*> scales;  // by scale position
 };
 
@@ -598,8 +544,8 @@ std::vector<ArrayLayout> groupByArray(const std::vector<SectionInfo>& sections) 
     if (s.array >= sections.size()) throw Error(name + " names an array beyond the section count");
     if (s.array >= arrays.size()) arrays.resize(s.array + 1);
     ArrayLayout& a = arrays[s.array];
-    if (s.type == SectionType::Header || s.type == SectionType::BoundaryCnn) {
-      const SectionInfo*& slot = s.type == SectionType::Header ? a.header : a.cnn;
+    if (s.type != SectionType::Scale) {
+      const SectionInfo*& slot = s.type == SectionType::Header ? a.header : s.type == SectionType::BoundaryCnn ? a.cnn : a.residual;
       if (slot) throw Error(name + " appears twice");
       slot = &s;
       continue;
@@ -1002,6 +948,17 @@ private:
 
 // ---------------------------------------------------------------------------------------------------------------
 
+uint64_t residualSectionBytes(const ResidualCorrection& c) {
+  uint64_t n = kTocEntryBytes + kResidualFixedBytes;
+  if (c.hasCorrection())
+    for (const auto& st : c.steps) {
+      ByteWriter w;
+      w.uleb(st.size());
+      n += w.bytes().size() + st.size();
+    }
+  return n;
+}
+
 std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
   if (arrays.empty()) throw Error("cannot write archive: no arrays");
   std::vector<PendingSection> sections;
@@ -1020,6 +977,13 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
         throw Error("cannot write archive: boundary CNN of array " + std::to_string(a) + ": " + e.what());
       }
       sections.push_back({{SectionType::BoundaryCnn, uint32_t(a), 0, 0, 0, 0}, std::move(payload)});
+    }
+    if (m.hasResidualSection()) {
+      const ResidualCorrection& c = m.residual;
+      if (c.hasCorrection() && int64_t(c.steps.size()) != m.dims.t)
+        throw Error("cannot write archive: the residual of array " + std::to_string(a) + " has " +
+                    std::to_string(c.steps.size()) + " steps for " + std::to_string(m.dims.t));
+      sections.push_back({{SectionType::Residual, uint32_t(a), 0, 0, 0, 0}, residualPayload(c)});
     }
   }
   return assemble(sections);
@@ -1067,6 +1031,13 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
         throw Error("archive section '" + sectionName(*l.cnn) + "': " + e.what());
       }
     }
+    // Likewise the correction: it belongs to the full decode (a preview keeps only the mode and its figures).
+    if (l.residual) {
+      const bool full = load == l.scales.size();
+      if (full) verifyChecksum(data, *l.residual);
+      ByteReader r = openSection(data, *l.residual);
+      m.residual = parseResidual(r, m, full);
+    }
     arrays.push_back(std::move(m));
   }
   return arrays;
@@ -1100,6 +1071,14 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
     ByteReader header = openSection(data, *l.header);
     uint32_t scaleCount = 0;
     const Model m = parseHeader(header, scaleCount);
+    ResidualCorrection c;
+    if (l.residual) {
+      verifyChecksum(data, *l.residual);
+      ByteReader r = openSection(data, *l.residual);
+      c = parseResidual(r, m, false);
+    }
+    summary.quality.push_back(c.quality);
+    summary.bound.push_back(c.bound);
     for (const SectionInfo* s : l.scales) {
       ByteReader scale = openSection(data, *s);
       if (toc.version == 1) {
@@ -1113,6 +1092,7 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
   // Header sections and extension sections are both metadata, so total() equals the file size.
   for (const SectionInfo& s : toc.sections) {
     if (s.type == SectionType::BoundaryCnn) summary.bytes.cnn += s.length;
+    else if (s.type == SectionType::Residual) summary.bytes.residual += s.length;
     else if (s.type != SectionType::Scale) summary.bytes.header += s.length;
   }
   summary.sections = std::move(toc.sections);

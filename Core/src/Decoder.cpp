@@ -110,8 +110,25 @@ Field Decoder::decodeAll(int scales, bool fullResolution, const Progress* progre
     if (progress) progress->report(1.0, "boundary CNN");
     applyBoundaryCnn(model_.cnn, recon);
   }
+  recon = toDataUnits(std::move(recon));
+  if (appliesResidual(scales)) {
+    if (progress) progress->report(1.0, "error-bounded correction");
+    const ResidualCorrection& c = model_.residual;
+    const Dims4 d = recon.dims;
+    std::string failure;  // an exception must not leave an OpenMP region
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < d.t; ++t) {
+      try {
+        applyResidualStep(c.steps[size_t(t)], d, c.step, recon.step(t));
+      } catch (const Error& e) {
+#pragma omp critical
+        failure = "time step " + std::to_string(t) + ": " + e.what();
+      }
+    }
+    if (!failure.empty()) throw Error(failure);
+  }
   if (progress) progress->report(1.0, "decoded");
-  return toDataUnits(std::move(recon));
+  return recon;
 }
 
 const std::vector<float>& Decoder::stepAt(int p, int64_t tp) {
@@ -140,7 +157,10 @@ Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
   Field out = assembleStep(t, used);
   if (fullResolution && used < model_.scaleCount()) out = upsampleToFull(std::move(out), used - 1);
   if (appliesCnn(scales)) applyBoundaryCnn(model_.cnn, out);
-  return toDataUnits(std::move(out));
+  out = toDataUnits(std::move(out));
+  if (appliesResidual(scales))
+    applyResidualStep(model_.residual.steps[size_t(t)], out.dims, model_.residual.step, out.values.data());
+  return out;
 }
 
 Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
@@ -177,7 +197,14 @@ Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
       const float* src = step.values.data() + ((extent[4] + z) * model_.dims.y + extent[2] + y) * model_.dims.x + extent[0];
       std::copy(src, src + out.dims.x, out.values.data() + (z * out.dims.y + y) * out.dims.x);
     }
-  if (!cnn) return toDataUnits(std::move(out));
+  // The correction covers the requested voxels of the step (its stream is read whole).
+  const bool residual = appliesResidual(scales);
+  const Dims4 stepDims{model_.dims.x, model_.dims.y, model_.dims.z, 1};
+  if (!cnn) {
+    out = toDataUnits(std::move(out));
+    if (residual) applyResidualStep(model_.residual.steps[size_t(t)], stepDims, model_.residual.step, out.values.data(), &request);
+    return out;
+  }
   applyBoundaryCnn(model_.cnn, out);
   Field crop(Dims4{request[1] - request[0] + 1, request[3] - request[2] + 1, request[5] - request[4] + 1, 1});
   for (int64_t z = 0; z < crop.dims.z; ++z)
@@ -187,11 +214,18 @@ Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
                          request[0] - extent[0];
       std::copy(src, src + crop.dims.x, crop.values.data() + (z * crop.dims.y + y) * crop.dims.x);
     }
-  return toDataUnits(std::move(crop));
+  crop = toDataUnits(std::move(crop));
+  if (residual) applyResidualStep(model_.residual.steps[size_t(t)], stepDims, model_.residual.step, crop.values.data(), &request);
+  return crop;
 }
 
 bool Decoder::appliesCnn(int scales) const {
   return cnnEnabled_ && model_.hasCnn() && usedScales(scales) == model_.scaleCount();
+}
+
+bool Decoder::appliesResidual(int scales) const {
+  return residualEnabled_ && model_.residual.hasCorrection() && usedScales(scales) == model_.scaleCount() &&
+         (cnnEnabled_ || !model_.hasCnn());
 }
 
 uint64_t Decoder::stepPeakBytes(int used) const {

@@ -11,6 +11,7 @@
 #include "ecnr/Decoder.h"
 #include "ecnr/Ensemble.h"
 #include "ecnr/Pyramid.h"
+#include "ecnr/Quality.h"
 #include "ecnr/SizeModel.h"
 
 namespace ecnr {
@@ -19,8 +20,9 @@ namespace {
 
 Field normalize(const Field& f, float lo, float hi) {
   Field n(f.dims);
-  const float range = hi - lo;
-  for (size_t i = 0; i < f.values.size(); ++i) n.values[i] = range > 0 ? 2.0f * (f.values[i] - lo) / range - 1.0f : 0.0f;
+  const double range = double(hi) - double(lo);  // in double, as Model::toData (no overflow near the float limits)
+  for (size_t i = 0; i < f.values.size(); ++i)
+    n.values[i] = range > 0 ? float(2.0 * (double(f.values[i]) - lo) / range - 1.0) : 0.0f;
   return n;
 }
 
@@ -177,6 +179,12 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
 
 Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
              EncodeReport* report) {
+  if (settings.mode == QualityMode::Expert) return encodeNetwork(field, meta, settings, progress, report);
+  return encodeWithQuality(field, meta, settings, progress, report);
+}
+
+Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
+                    EncodeReport* report) {
   Timer timer;
   validateDims(field.dims);
   if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");

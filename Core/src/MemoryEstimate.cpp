@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "ecnr/Pyramid.h"
 
@@ -77,7 +78,16 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
   // The boundary CNN after the last scale: the decode and its corrected copy, and LibTorch's convolution
   // workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
   const uint64_t cnn = r.s.boundaryCnn ? add(mul(input, 2), uint64_t(48) << 20) : 0;
-  return add(add(add(input, levels), std::max({choosing, loop, cnn})), kRuntimeBytes);
+  // Quality modes (Quality.cpp), after the network: its decode, the corrected decode, the coded correction (at
+  // most about the input), and per coding thread one step's integers and symbols (Residual.cpp: 28 bytes a voxel).
+  uint64_t quality = 0;
+  if (r.s.mode != QualityMode::Expert) {
+    const uint64_t threads = std::min<uint64_t>(uint64_t(dims.t), r.s.threads > 0 ? uint64_t(r.s.threads)
+                                                                                  : uint64_t(std::max(1u, std::thread::hardware_concurrency())));
+    quality = add(mul(input, 3), mul(mul(uint64_t(dims.voxelsPerStep()), 32), threads));
+  }
+  const uint64_t working = std::max({choosing, loop, cnn});
+  return add(add(input, std::max(add(levels, working), quality)), kRuntimeBytes);
 }
 
 uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolution) {

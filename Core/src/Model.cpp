@@ -17,13 +17,14 @@ std::array<int64_t, 3> ScaleModel::blockGrid() const {
           (dims.z + blockDims[2] - 1) / blockDims[2]};
 }
 
+// In double: a data range wider than FLT_MAX (values near both float limits) must not overflow.
 float Model::toData(float normalized) const {
-  return dataMin + (normalized + 1.0f) * 0.5f * (dataMax - dataMin);
+  return float(double(dataMin) + (double(normalized) + 1.0) * 0.5 * (double(dataMax) - double(dataMin)));
 }
 
 float Model::toNormalized(float value) const {
-  const float range = dataMax - dataMin;
-  return range > 0 ? 2.0f * (value - dataMin) / range - 1.0f : 0.0f;
+  const double range = double(dataMax) - double(dataMin);
+  return range > 0 ? float(2.0 * (double(value) - dataMin) / range - 1.0) : 0.0f;
 }
 
 void applyStoragePrecision(ScaleModel& scale, const MlpShape&) {

@@ -606,7 +606,7 @@ TEST(Archive, SummaryAccountsForEveryByte) {
   const Model m = randomModel(rng, spec);
   const std::vector<uint8_t> bytes = serializeArchive({m});
   const ArchiveSummary summary = summarizeArchive(bytes.data(), bytes.size());
-  EXPECT_EQ(summary.version, kArchiveVersion);
+  EXPECT_EQ(summary.version, 2u);  // version 3 only with a correction (test_quality.cpp)
   EXPECT_EQ(summary.fileBytes, bytes.size());
   EXPECT_EQ(summary.bytes.total(), bytes.size());
   ASSERT_EQ(summary.sections.size(), 4u);

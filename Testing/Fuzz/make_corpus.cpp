@@ -112,6 +112,15 @@ int main(int argc, char** argv) {
     const Model second = encodeTiny(wave(Dims4{8, 4, 4, 4}, 2.0f), 2, WeightPrecision::Float32, meta);
     save("two-arrays", serializeArchive({timed, second}));
     save("extension-section", withExtensionSection(serializeArchive({series})));
+    // The error-bounded correction (Residual section, version 3): one bounded and one target-PSNR archive.
+    EncoderSettings bounded = tiny(2, WeightPrecision::Float16);
+    bounded.mode = QualityMode::MaxError;
+    bounded.relativeError = 1e-3;
+    save("max-error", serializeArchive({encode(wave(Dims4{8, 8, 8, 2}, 0.7f), GridMeta{}, bounded, Progress())}));
+    EncoderSettings psnr = tiny(2, WeightPrecision::Float16);
+    psnr.mode = QualityMode::Psnr;
+    psnr.targetPsnr = 60;
+    save("target-psnr", serializeArchive({encode(wave(Dims4{9, 7, 5, 3}, 0.9f), GridMeta{}, psnr, Progress())}));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ecnr_make_corpus: %s\n", e.what());
     return 1;

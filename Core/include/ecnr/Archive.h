@@ -10,9 +10,11 @@
 
 namespace ecnr {
 
-constexpr uint32_t kArchiveVersion = 2;  ///< 2: entropy-coded Scale payloads (1 is still read)
+/// 2: entropy-coded Scale payloads (1 is still read); 3: a file with a Residual section (written as 3 so that a
+/// version-2 reader refuses it instead of skipping the correction and silently losing the error bound).
+constexpr uint32_t kArchiveVersion = 3;
 
-enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3 };
+enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3, Residual = 4 };
 
 /// One entry of the table of contents.
 struct SectionInfo {
@@ -29,9 +31,14 @@ struct SectionInfo {
 /// plain weights; the boundary CNN.
 struct ComponentBytes {
   uint64_t header = 0, toc = 0, blockTable = 0, latents = 0, weights = 0;
-  uint64_t masks = 0, codebooks = 0, indices = 0, cnn = 0;
-  uint64_t total() const { return header + toc + blockTable + latents + weights + masks + codebooks + indices + cnn; }
+  uint64_t masks = 0, codebooks = 0, indices = 0, cnn = 0, residual = 0;
+  uint64_t total() const {
+    return header + toc + blockTable + latents + weights + masks + codebooks + indices + cnn + residual;
+  }
 };
+
+/// What a Residual section adds to an archive (payload + its table-of-contents entry), without serializing.
+uint64_t residualSectionBytes(const ResidualCorrection& c);
 
 /// Serializes one or more arrays (same dims) into archive bytes.
 std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays);
@@ -52,6 +59,10 @@ struct ArchiveSummary {
   uint64_t fileBytes = 0;
   std::vector<SectionInfo> sections;
   ComponentBytes bytes;
+  /// Per array: the quality mode, its target and the achieved figures (Expert with zeros when none was stored),
+  /// and the guaranteed bound (0 = none).
+  std::vector<QualityInfo> quality;
+  std::vector<double> bound;
 };
 ArchiveSummary summarizeArchive(const std::string& path);
 /// The same for archive bytes already in memory (verifies the prefix and the table of contents, reads only the

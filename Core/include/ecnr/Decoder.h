@@ -49,6 +49,12 @@ public:
   void setBoundaryCnn(bool on) { cnnEnabled_ = on; }
   bool appliesCnn(int scales) const;
 
+  /// The error-bounded correction (Residual.h), when the archive has one, is added to every decode that uses all
+  /// scales with the CNN as the encoder used it (it was computed against that decode; with
+  /// the CNN switched off or at a coarse scale the bound does not hold and the correction is skipped). On by default.
+  void setResidual(bool on) { residualEnabled_ = on; }
+  bool appliesResidual(int scales) const;
+
   /// Number of block evaluations done by the last decodeStep / decodeRegion (random-access tests, benchmarks).
   int64_t lastBlockEvaluations() const { return blockEvaluations_; }
 
@@ -66,6 +72,7 @@ private:
   std::map<std::pair<int, int64_t>, std::vector<float>> cache_;
   int64_t blockEvaluations_ = 0;
   bool cnnEnabled_ = true;
+  bool residualEnabled_ = true;
 };
 
 }  // namespace ecnr

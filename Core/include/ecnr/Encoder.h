@@ -30,10 +30,20 @@ struct EncodeReport {
   std::vector<ScaleReport> scales;  ///< coarsest first
   double seconds = 0;
   double psnrBeforeCnn = 0, psnrAfterCnn = 0, cnnSeconds = 0;  ///< boundary CNN (normalized range), when trained
+  // Quality modes (Quality.h): zeros in Expert mode.
+  int networkAttempts = 0;        ///< networks trained to meet the mode (a retrain when the first was off target)
+  uint64_t networkBytes = 0;      ///< archive bytes without the correction
+  uint64_t correctionBytes = 0;   ///< bytes of the Residual section
+  double correctionSeconds = 0;   ///< spread measurement + step search + coding
 };
 
-/// Encodes `field` (validated: finite values, sane dims). Throws Error on bad input, Cancelled on cancel.
+/// Encodes `field` (validated: finite values, sane dims) as settings.mode asks: Expert trains the network as set;
+/// the other modes add the correction of Quality.h. Throws Error on bad input, Cancelled on cancel.
 Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
+             EncodeReport* report = nullptr);
+
+/// The network alone (the paper's pipeline), whatever settings.mode says.
+Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
              EncodeReport* report = nullptr);
 
 }  // namespace ecnr

@@ -8,6 +8,7 @@
 
 #include "ecnr/BoundaryCNN.h"
 #include "ecnr/Field.h"
+#include "ecnr/Residual.h"
 #include "ecnr/Settings.h"
 
 namespace ecnr {
@@ -84,6 +85,10 @@ struct Model {
   /// Optional boundary CNN (paper Sec. 3.6), applied to the full-resolution decode in normalized units.
   BoundaryCnn cnn;
   bool hasCnn() const { return !cnn.weights.empty(); }
+  /// Optional error-bounded correction and the quality mode that sized it (Residual.h), applied in data units
+  /// after the CNN.
+  ResidualCorrection residual;
+  bool hasResidualSection() const { return residual.quality.mode != QualityMode::Expert || residual.hasCorrection(); }
 
   int scaleCount() const { return int(scales.size()); }
   float toData(float normalized) const;

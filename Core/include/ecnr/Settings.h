@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ecnr/Field.h"
+#include "ecnr/Residual.h"
 
 namespace ecnr {
 
@@ -49,6 +50,15 @@ struct EncoderSettings {
   int cnnChannels = 8;                      ///< the paper's 32 cost ~96 KB at 9 bits: too much for small archives
   int cnnSteps = 300;
   int cnnBits = 9;
+  // Quality modes (beyond the paper; Quality.h): what the user asks for, the network and an error-bounded
+  // correction (Residual.h) are sized to deliver it. Expert = the settings above as they are.
+  QualityMode mode = QualityMode::Expert;
+  double maxError = 0;                      ///< MaxError: absolute bound on every voxel (data units)
+  double relativeError = 0;                 ///< MaxError when maxError is 0: the bound as a fraction of the data range
+  double targetPsnr = 0;                    ///< Psnr: at least this many dB over the data range (lands in [P, P + 1])
+                                            ///< Ratio: targetRatio, hit within +-10 %
+  double networkShare = 1.0;                ///< Ratio: share of the byte budget the network is sized for; the
+                                            ///< correction gets the rest (BENCHMARKS.md measures the split)
   uint64_t seed = 1;
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"

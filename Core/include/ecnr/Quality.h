@@ -1,0 +1,34 @@
+// Quality: the modes a user of SZ3, ZFP or TTHRESH expects (beyond the paper). The network is trained as in
+// the paper; then an error-bounded correction (Residual.h), sized from the measured error, delivers what was
+// asked:
+//   MaxError : every voxel within E of the original, on every decoder path (E minus the decoders' measured
+//              disagreement is what the quantization gets; voxels it cannot bring within E are stored exactly).
+//   Psnr     : the largest correction step whose PSNR is at least P (the network is retrained smaller when it
+//              alone lands above P + 1).
+//   Ratio    : the network sized for networkShare of the byte budget, the correction's step chosen so the
+//              archive lands within +-10 % of the ratio (the network is retrained smaller when it is too big).
+#pragma once
+
+#include "ecnr/Encoder.h"
+
+namespace ecnr {
+
+/// encode() for every mode but Expert.
+Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
+                        const Progress& progress, EncodeReport* report);
+
+/// Largest |a - b| between the reference decode `ref` (Decoder::decodeAll, data units, without correction) and
+/// the model's other decode paths: every time step alone, sub-extents, and each instruction set this CPU has for
+/// the MLP and CNN kernels (on a sub-extent). Data units.
+double measureDecoderSpread(const Model& model, const Field& ref);
+
+/// Codes the correction of `decoded` towards `original` with this step (and bound, slack: Residual.h) into
+/// c.steps, in parallel over time steps.
+void codeCorrection(ResidualCorrection& c, const Field& original, const Field& decoded, double step, double bound,
+                    double slack);
+
+/// The largest step (log-bisection) with which decoded + correction reaches PSNR >= psnr over `range`; 0 when the
+/// decode alone does.
+double stepForPsnr(const Field& original, const Field& decoded, double range, double psnr);
+
+}  // namespace ecnr

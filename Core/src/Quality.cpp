@@ -1,0 +1,279 @@
+#include "ecnr/Quality.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "Conv3dCpu.h"
+#include "SirenIsa.h"
+#include "ecnr/Archive.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Metrics.h"
+
+namespace ecnr {
+
+namespace {
+
+// A network alone landing above P + 1 dB, or above its share of a ratio's budget, is retrained smaller: at most
+// this many networks per encode.
+constexpr int kMaxNetworks = 3;
+// The slack kept for decode paths nobody measured (another compiler's rounding): this fraction of the range.
+constexpr double kSlackFloor = 1e-7;
+
+double dataRange(const Field& f) {
+  const auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
+  return double(*hi) - double(*lo);
+}
+
+double psnrOf(double sumSquares, size_t n, double range) {
+  if (sumSquares <= 0) return 999.0;
+  return 20.0 * std::log10(range > 0 ? range : 1.0) - 10.0 * std::log10(sumSquares / double(n));
+}
+
+void maxDiff(const float* a, const float* b, size_t n, double& worst) {
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    worst = std::max(worst, std::isnan(d) ? HUGE_VAL : d);
+  }
+}
+
+// A box of at most `edge` voxels per axis near the centre, starting at an odd offset where there is room (so the
+// kernels' vector lanes fall differently than on the whole grid).
+Extent centralBox(const Dims4& d, int64_t edge) {
+  Extent b{};
+  for (int a = 0; a < 3; ++a) {
+    const int64_t n = d[a], w = std::min(n, edge);
+    int64_t lo = (n - w) / 2;
+    if (lo % 2 == 0 && lo + w < n) ++lo;
+    b[size_t(2 * a)] = lo;
+    b[size_t(2 * a + 1)] = lo + w - 1;
+  }
+  return b;
+}
+
+void compareBox(const Field& part, const Field& ref, int64_t t, const Extent& b, double& worst) {
+  const int64_t w = b[1] - b[0] + 1;
+  for (int64_t z = b[4]; z <= b[5]; ++z)
+    for (int64_t y = b[2]; y <= b[3]; ++y)
+      maxDiff(part.values.data() + ((z - b[4]) * (b[3] - b[2] + 1) + (y - b[2])) * w,
+              ref.values.data() + ref.index(b[0], y, z, t), size_t(w), worst);
+}
+
+struct Network {
+  Model model;
+  Field decoded;        ///< reference decode, data units, no correction
+  uint64_t bytes = 0;   ///< archive bytes without a correction
+  double psnr = 0;
+};
+
+Network trainNetwork(const Field& field, const GridMeta& meta, EncoderSettings s, double ratio,
+                     const Progress& progress, EncodeReport& rep) {
+  s.mode = QualityMode::Expert;
+  s.targetRatio = ratio;
+  Network n;
+  const int attempts = rep.networkAttempts + 1;
+  n.model = encodeNetwork(field, meta, s, progress, &rep);
+  rep.networkAttempts = attempts;
+  n.decoded = Decoder(n.model).decodeAll();
+  n.bytes = serializeArchive({n.model}).size();
+  n.psnr = compareFields(field, n.decoded).psnr;
+  std::ostringstream msg;
+  msg << "network " << attempts << " (sized for CR " << ratio << "): CR "
+      << double(field.values.size()) * 4.0 / double(n.bytes) << ", PSNR " << n.psnr << " dB";
+  progress.report(1.0, msg.str());
+  return n;
+}
+
+// Ratio mode: the largest correction that keeps the archive within the budget, by log-bisection of the step.
+void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded, uint64_t networkBytes,
+                uint64_t budget, double range, const Progress& progress) {
+  double hi = 0;
+  for (size_t i = 0; i < field.values.size(); ++i)
+    hi = std::max(hi, std::fabs(double(field.values[i]) - double(decoded.values[i])));
+  if (!(hi > 0)) return;
+  hi *= 4;  // every quantized value 0
+  double lo = hi * 1e-7;
+  if (range > 0) lo = std::max(lo, range * 1e-9);
+  ResidualCorrection best = c;  // no correction at all
+  for (int iter = 0; iter < 16; ++iter) {
+    progress.checkCancel();
+    const double mid = std::sqrt(lo * hi);
+    ResidualCorrection trial = c;
+    codeCorrection(trial, field, decoded, mid, 0, 0);
+    const uint64_t bytes = networkBytes + residualSectionBytes(trial);
+    std::ostringstream msg;
+    msg << "correction step " << mid << ": archive " << bytes << " of " << budget << " bytes";
+    progress.report(1.0, msg.str());
+    if (bytes > budget) {
+      lo = mid;
+    } else {
+      hi = mid;
+      best = std::move(trial);
+      if (double(bytes) >= 0.96 * double(budget)) break;
+    }
+  }
+  c = std::move(best);
+}
+
+}  // namespace
+
+double measureDecoderSpread(const Model& model, const Field& ref) {
+  double worst = 0;
+  Decoder dec(model);
+  dec.setResidual(false);
+  for (int64_t t = 0; t < model.dims.t; ++t) {
+    const Field one = dec.decodeStep(t);
+    maxDiff(one.values.data(), ref.step(t), one.values.size(), worst);
+  }
+  const Extent box = centralBox(model.dims, 40);
+  for (int64_t t : {int64_t(0), model.dims.t - 1}) compareBox(dec.decodeRegion(t, box), ref, t, box, worst);
+  // The instruction sets a reader elsewhere might use: every one this CPU has, on the box.
+  using kernels::Isa;
+  using kernels::ConvIsa;
+  const std::pair<Isa, ConvIsa> isas[] = {{Isa::Generic, ConvIsa::Generic}, {Isa::Avx2, ConvIsa::Avx2},
+                                          {Isa::Avx512, ConvIsa::Avx512}};
+  for (const auto& [isa, conv] : isas) {
+    if (!kernels::isaSupported(isa)) continue;
+    kernels::forceIsa(isa);
+    kernels::forceConvIsa(conv);
+    try {
+      compareBox(dec.decodeRegion(0, box), ref, 0, box, worst);
+    } catch (...) {
+      kernels::forceIsa(Isa::Auto);
+      kernels::forceConvIsa(ConvIsa::Auto);
+      throw;
+    }
+  }
+  kernels::forceIsa(Isa::Auto);
+  kernels::forceConvIsa(ConvIsa::Auto);
+  return worst;
+}
+
+void codeCorrection(ResidualCorrection& c, const Field& original, const Field& decoded, double step, double bound,
+                    double slack) {
+  c.step = step;
+  c.bound = bound;
+  c.slack = slack;
+  c.steps.assign(size_t(original.dims.t), {});
+  const Dims4 d = original.dims;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < d.t; ++t)
+    c.steps[size_t(t)] = encodeResidualStep(original.step(t), decoded.step(t), d, step, bound, slack);
+}
+
+double stepForPsnr(const Field& original, const Field& decoded, double range, double psnr) {
+  const size_t n = original.values.size();
+  if (psnrOf(correctedError(original, decoded, 0).sumSquares, n, range) >= psnr) return 0;
+  double hi = 0;
+  for (size_t i = 0; i < n; ++i) hi = std::max(hi, std::fabs(double(original.values[i]) - double(decoded.values[i])));
+  hi *= 4;
+  double lo = hi * 1e-9;
+  // The error never exceeds step / 2, so this step always reaches the PSNR.
+  const double sure = 2.0 * (range > 0 ? range : 1.0) * std::pow(10.0, -psnr / 20.0);
+  lo = std::min(std::max(lo, sure * 0.5), hi);
+  for (int iter = 0; iter < 40 && hi / lo > 1.0005; ++iter) {
+    const double mid = std::sqrt(lo * hi);
+    if (psnrOf(correctedError(original, decoded, mid).sumSquares, n, range) >= psnr) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
+                        const Progress& progress, EncodeReport* report) {
+  Timer timer;
+  validateDims(field.dims);
+  if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");
+  checkFinite(field);
+  const double range = dataRange(field);
+  const double rawBytes = 4.0 * double(field.values.size());
+  EncodeReport rep;
+  Network net;
+  double bound = 0, step = 0, slack = 0;
+
+  switch (settings.mode) {
+    case QualityMode::MaxError: {
+      if (settings.maxError < 0 || settings.relativeError < 0 || !std::isfinite(settings.maxError) ||
+          !std::isfinite(settings.relativeError) || (settings.maxError == 0 && settings.relativeError == 0))
+        throw Error("max-error mode needs a positive --max-error or --rel-error");
+      bound = settings.maxError > 0 ? settings.maxError : settings.relativeError * range;
+      if (!(bound > 0)) bound = std::numeric_limits<float>::denorm_min();  // a constant field: exact
+      net = trainNetwork(field, meta, settings, settings.targetRatio, progress, rep);
+      Timer t;
+      progress.report(1.0, "measuring the decoders' spread");
+      slack = 2.0 * measureDecoderSpread(net.model, net.decoded) + kSlackFloor * range;
+      // What the quantization may use; voxels it cannot keep within the bound are stored exactly.
+      step = 2.0 * std::max(bound - slack, 0.25 * bound);
+      progress.report(1.0, "coding the error-bounded correction");
+      codeCorrection(net.model.residual, field, net.decoded, step, bound, slack);
+      rep.correctionSeconds = t.seconds();
+      break;
+    }
+    case QualityMode::Psnr: {
+      const double P = settings.targetPsnr;
+      if (!(P > 0) || !std::isfinite(P) || P > 300) throw Error("psnr mode needs a --target-psnr in (0, 300] dB");
+      double ratio = settings.targetRatio;
+      net = trainNetwork(field, meta, settings, ratio, progress, rep);
+      // Above P + 1 on its own: a smaller network plus a correction is fewer bytes for the same PSNR.
+      while (net.psnr > P + 1.0 && rep.networkAttempts < kMaxNetworks) {
+        ratio *= 4;
+        Network smaller = trainNetwork(field, meta, settings, ratio, progress, rep);
+        if (smaller.bytes >= net.bytes) break;  // the block chooser cannot go smaller
+        net = std::move(smaller);
+      }
+      Timer t;
+      step = stepForPsnr(field, net.decoded, range, P + 0.02);
+      if (step > 0) codeCorrection(net.model.residual, field, net.decoded, step, 0, 0);
+      rep.correctionSeconds = t.seconds();
+      break;
+    }
+    case QualityMode::Ratio: {
+      const double R = settings.targetRatio;
+      const double share = settings.networkShare;
+      if (!(R > 1) || !std::isfinite(R)) throw Error("ratio mode needs a --target-ratio above 1");
+      if (!(share > 0 && share <= 1)) throw Error("the network's share of the budget must be in (0, 1]");
+      const uint64_t budget = uint64_t(rawBytes / R);
+      double ratio = R / share;
+      net = trainNetwork(field, meta, settings, ratio, progress, rep);
+      while (double(net.bytes) > share * double(budget) && rep.networkAttempts < kMaxNetworks) {
+        ratio *= 1.25 * double(net.bytes) / (share * double(budget));
+        Network smaller = trainNetwork(field, meta, settings, ratio, progress, rep);
+        if (smaller.bytes >= net.bytes) break;
+        net = std::move(smaller);
+      }
+      Timer t;
+      net.model.residual.quality.mode = QualityMode::Ratio;  // the section's fixed bytes count in the budget
+      fillBudget(net.model.residual, field, net.decoded, net.bytes, budget, range, progress);
+      step = net.model.residual.step;
+      rep.correctionSeconds = t.seconds();
+      break;
+    }
+    case QualityMode::Expert: return encodeNetwork(field, meta, settings, progress, report);
+  }
+
+  Model& model = net.model;
+  rep.networkBytes = net.bytes;
+  const ErrorStats achieved = compareFields(field, Decoder(model).decodeAll());
+  if (settings.mode == QualityMode::MaxError && !(achieved.maxAbs <= bound))
+    throw Error("internal error: the corrected decode misses the bound (" + std::to_string(achieved.maxAbs) + " > " +
+                std::to_string(bound) + ")");
+  QualityInfo& q = model.residual.quality;
+  q.mode = settings.mode;
+  q.target = settings.mode == QualityMode::MaxError ? bound
+             : settings.mode == QualityMode::Psnr   ? settings.targetPsnr
+                                                    : settings.targetRatio;
+  q.achievedPsnr = achieved.psnr;
+  q.achievedMaxError = achieved.maxAbs;
+  q.networkPsnr = net.psnr;
+  rep.correctionBytes = residualSectionBytes(model.residual);
+  rep.seconds = timer.seconds();
+  std::ostringstream msg;
+  msg << qualityModeName(settings.mode) << " mode: network " << net.bytes << " B (PSNR " << net.psnr
+      << " dB) + correction " << rep.correctionBytes << " B (step " << step << "): PSNR " << achieved.psnr
+      << " dB, max error " << achieved.maxAbs;
+  progress.report(1.0, msg.str());
+  if (report) *report = rep;
+  return model;
+}
+
+}  // namespace ecnr
