@@ -40,7 +40,7 @@ struct vtkECNRReader::Internals
     int64_t step;
     int scales;
     ecnr::Extent extent;
-    bool cnn;
+    int switches;  // the decode switches it was made with: 1 boundary CNN, 2 error-bounded correction
     vtkSmartPointer<vtkFloatArray> values;
   };
   std::list<Entry> cache;  // most recent first
@@ -194,6 +194,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
   vtkIdType evaluations = 0;
   ecnr::Timer timer;
   const int arrays = static_cast<int>(d.header.size());
+  const int switches = (this->BoundaryCNN != 0 ? 1 : 0) | (this->ErrorCorrection != 0 ? 2 : 0);
   for (int a = 0; a < arrays && !empty; ++a)
   {
     const std::string& name = d.header[a].meta.arrayName;
@@ -202,7 +203,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       continue;
     }
     auto hit = std::find_if(d.cache.begin(), d.cache.end(), [&](const Internals::Entry& e) {
-      return e.array == a && e.step == step && e.scales == scales && e.extent == box && e.cnn == (this->BoundaryCNN != 0);
+      return e.array == a && e.step == step && e.scales == scales && e.extent == box && e.switches == switches;
     });
     vtkSmartPointer<vtkFloatArray> values;
     if (hit != d.cache.end())
@@ -222,6 +223,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
         }
         ecnr::Decoder decoder(d.models[static_cast<size_t>(a)]);
         decoder.setBoundaryCnn(this->BoundaryCNN != 0);
+        decoder.setResidual(this->ErrorCorrection != 0);
         ecnr::Field field = decoder.decodeRegion(step, box, scales);
         evaluations += decoder.lastBlockEvaluations();
         values = vtkSmartPointer<vtkFloatArray>::New();
@@ -236,7 +238,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       }
       if (this->CacheSize > 0)
       {
-        d.cache.push_front({ a, step, scales, box, this->BoundaryCNN != 0, values });
+        d.cache.push_front({ a, step, scales, box, switches, values });
         if (static_cast<int>(d.cache.size()) > this->CacheSize)
         {
           d.cache.pop_back();
@@ -279,5 +281,6 @@ void vtkECNRReader::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "Scale: " << this->Scale << "\n";
   os << indent << "CacheSize: " << this->CacheSize << "\n";
   os << indent << "BoundaryCNN: " << this->BoundaryCNN << "\n";
+  os << indent << "ErrorCorrection: " << this->ErrorCorrection << "\n";
   os << indent << "NumberOfScales: " << this->Internal->scaleCount() << "\n";
 }

@@ -43,6 +43,11 @@ public:
   vtkSetMacro(BoundaryCNN, int);
   vtkGetMacro(BoundaryCNN, int);
 
+  /// Apply the archive's error-bounded correction (max-error / PSNR / ratio modes), when it has one, to
+  /// full-quality decodes with the CNN on; without it the archive's bound does not hold. Default on.
+  vtkSetMacro(ErrorCorrection, int);
+  vtkGetMacro(ErrorCorrection, int);
+
   /// Decoded (array, time step, scale, extent) results kept for reuse.
   vtkSetClampMacro(CacheSize, int, 0, 1024);
   vtkGetMacro(CacheSize, int);
@@ -74,6 +79,7 @@ private:
   char* FileName = nullptr;
   int Scale = 0;
   int BoundaryCNN = 1;
+  int ErrorCorrection = 1;
   int CacheSize = 8;
   vtkDataArraySelection* PointDataArraySelection;
 

@@ -56,6 +56,26 @@ EncoderSettings settingsFromKnobs(const WriterKnobs& k) {
   s.pruning = k.pruning != 0;
   s.quantBits = k.quantizationBits;
   s.boundaryCnn = k.boundaryCnn != 0;
+  switch (k.mode) {
+    case 0: break;
+    case 1:
+      if (!(k.modeValue > 1)) throw Error("Mode Ratio: ModeValue is the compression ratio and must be above 1");
+      s.mode = QualityMode::Ratio;
+      s.targetRatio = k.modeValue;
+      break;
+    case 2:
+      if (!(k.modeValue > 0 && k.modeValue <= 300)) throw Error("Mode PSNR: ModeValue must be in (0, 300] dB");
+      s.mode = QualityMode::Psnr;
+      s.targetPsnr = k.modeValue;
+      break;
+    case 3:
+    case 4:
+      if (!(k.modeValue > 0)) throw Error("Mode Max error: ModeValue is the error bound and must be positive");
+      s.mode = QualityMode::MaxError;
+      (k.mode == 3 ? s.maxError : s.relativeError) = k.modeValue;
+      break;
+    default: throw Error("Mode must be 0 (expert), 1 (ratio), 2 (PSNR), 3 (max error) or 4 (max relative error)");
+  }
   s.verbose = false;
   return s;
 }

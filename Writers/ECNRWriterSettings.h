@@ -28,6 +28,10 @@ struct WriterKnobs {
   int pruning = 0;                      ///< block-guided pruning (paper Sec. 3.5)
   int quantizationBits = 8;             ///< 0 = plain float16 weights
   int boundaryCnn = 1;                  ///< train the boundary CNN (paper Sec. 3.6)
+  /// Quality mode (ecnr/Quality.h): 0 expert (the settings as they are), 1 ratio, 2 PSNR (dB), 3 max error
+  /// (absolute, data units), 4 max error relative to each array's range; modeValue is that one number.
+  int mode = 0;
+  double modeValue = 0;
 };
 
 /// Name of preset index 0/1/2; throws ecnr::Error for others.

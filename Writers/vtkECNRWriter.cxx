@@ -302,6 +302,8 @@ bool vtkECNRWriter::EncodeAndWrite()
   k.pruning = this->Pruning;
   k.quantizationBits = this->QuantizationBits;
   k.boundaryCnn = this->BoundaryCNN;
+  k.mode = this->Mode;
+  k.modeValue = this->ModeValue;
 
   ecnr::GridMeta meta;
   for (int a = 0; a < 3; ++a)
@@ -381,6 +383,7 @@ void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "Threads: " << this->Threads << "\n";
   os << indent << "Pruning: " << this->Pruning << ", QuantizationBits: " << this->QuantizationBits
      << ", BoundaryCNN: " << this->BoundaryCNN << "\n";
+  os << indent << "Mode: " << this->Mode << ", ModeValue: " << this->ModeValue << "\n";
   os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
   os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
 }

@@ -69,6 +69,12 @@ public:
   vtkGetMacro(QuantizationBits, int);
   vtkSetMacro(BoundaryCNN, int);
   vtkGetMacro(BoundaryCNN, int);
+  /// Quality mode: 0 Expert (the settings above), 1 Ratio, 2 PSNR (dB), 3 Max error (data units), 4 Max
+  /// relative error (fraction of each array's range); ModeValue is the one number the mode takes.
+  vtkSetClampMacro(Mode, int, 0, 4);
+  vtkGetMacro(Mode, int);
+  vtkSetMacro(ModeValue, double);
+  vtkGetMacro(ModeValue, double);
   ///@}
 
   ///@{
@@ -116,6 +122,8 @@ private:
   int Pruning = 0;
   int QuantizationBits = 8;
   int BoundaryCNN = 1;
+  int Mode = 0;
+  double ModeValue = 0;
   double AchievedRatio = 0;
   double AchievedPSNR = 0;
 
