@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ecnr/Field.h"
@@ -35,6 +36,7 @@ struct EncodeReport {
   uint64_t networkBytes = 0;      ///< archive bytes without the correction
   uint64_t correctionBytes = 0;   ///< bytes of the Residual section
   double correctionSeconds = 0;   ///< spread measurement + step search + coding
+  std::vector<std::pair<uint64_t, double>> networks;  ///< every network trained: archive bytes, PSNR (dB)
 };
 
 /// Encodes `field` (validated: finite values, sane dims) as settings.mode asks: Expert trains the network as set;

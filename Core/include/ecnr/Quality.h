@@ -10,12 +10,23 @@
 #pragma once
 
 #include "ecnr/Encoder.h"
+#include "ecnr/Metrics.h"
 
 namespace ecnr {
 
 /// encode() for every mode but Expert.
 Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
                         const Progress& progress, EncodeReport* report);
+
+/// Each mode's correction on a trained network: `decoded` is its reference decode (Decoder::decodeAll, data
+/// units, no correction). Fills model.residual (and its quality record) and returns the corrected decode's error.
+/// correctToBound: every voxel within `bound` on every decode path (throws if the reference misses it);
+/// correctToPsnr: at least `psnr` dB; correctToRatio: the archive at most raw / ratio bytes (the correction
+/// gets what the network leaves).
+ErrorStats correctToBound(Model& model, const Field& original, const Field& decoded, double bound);
+ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decoded, double psnr);
+ErrorStats correctToRatio(Model& model, const Field& original, const Field& decoded, double ratio,
+                          const Progress& progress);
 
 /// Largest |a - b| between the reference decode `ref` (Decoder::decodeAll, data units, without correction) and
 /// the model's other decode paths: every time step alone, sub-extents, and each instruction set this CPU has for
