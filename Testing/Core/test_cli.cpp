@@ -417,3 +417,42 @@ TEST(Cli, BadArgumentsAreClearErrors) {
   EXPECT_TRUE(contains(input.output, "/nonexistent/in.npy")) << input.output;
   EXPECT_FALSE(exists("/tmp/ecnr_cli_never.ecnr"));
 }
+
+TEST(Cli, MaxErrorModeBoundsEveryVoxelAndInfoShowsIt) {
+  TempDir dir;
+  const Field f = smoothField(Dims4{16, 12, 10, 3});
+  writeNpy(f, dir / "f.npy");
+  const double bound = 1e-3;
+  ASSERT_EQ(runCli(with(compressArgs(dir / "f.npy", dir / "f.ecnr"), {"--max-error", "0.001", "--cnn", "off"})).status, 0);
+  const CliRun info = runCli({"info", dir / "f.ecnr"});
+  EXPECT_TRUE(contains(info.output, "mode max-error")) << info.output;
+  EXPECT_TRUE(contains(info.output, "guaranteed bound 0.001")) << info.output;
+  for (const std::string& extra : {std::string(), std::string("--timestep")}) {
+    std::vector<std::string> args{"decompress", dir / "f.ecnr", dir / "d.npy", "--quiet"};
+    if (!extra.empty()) args.insert(args.end(), {"--timestep", "2"});
+    ASSERT_EQ(runCli(args).status, 0);
+    const Field d = readNpy(dir / "d.npy");
+    const float* ref = f.step(extra.empty() ? 0 : 2);
+    for (size_t i = 0; i < d.values.size(); ++i) ASSERT_LE(std::fabs(double(d.values[i]) - ref[i]), bound) << i;
+  }
+  // Without the correction the network alone is further off, and the CLI says the bound does not hold.
+  const CliRun off = runCli({"decompress", dir / "f.ecnr", dir / "n.npy", "--correction", "off"});
+  EXPECT_TRUE(contains(off.output, "bound does not hold")) << off.output;
+  const Field n = readNpy(dir / "n.npy");
+  double worst = 0;
+  for (size_t i = 0; i < n.values.size(); ++i) worst = std::max(worst, std::fabs(double(n.values[i]) - f.values[i]));
+  EXPECT_GT(worst, bound);
+}
+
+TEST(Cli, QualityModeArgumentsAreChecked) {
+  TempDir dir;
+  writeNpy(smoothField(Dims4{8, 8, 8, 2}), dir / "f.npy");
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--max-error", "0.1", "--rel-error", "0.1"}, {"--mode", "max-error"},
+        {"--mode", "psnr"}, {"--mode", "fastest"}, {"--target-psnr", "-4"}, {"--target-ratio", "0.5"},
+        {"--max-error", "nan"}}) {
+    const CliRun r = runCli(with(compressArgs(dir / "f.npy", dir / "f.ecnr"), bad));
+    EXPECT_EQ(r.status, 1) << bad[0] << " " << bad[1] << ": " << r.output;
+    EXPECT_FALSE(exists(dir / "f.ecnr"));
+  }
+}

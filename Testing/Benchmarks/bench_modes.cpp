@@ -1,0 +1,184 @@
+// bench_modes: the quality modes of issue 8 on each dataset of a config file, three markdown tables:
+//   <out>.ratio.md  --target-ratio R (100 and 300): the ratio reached, PSNR with the correction, the network alone
+//                   at the same ratio (interpolated in log CR between the networks the mode trained), and the
+//                   rate split (the network sized for half the budget, the correction the rest) at R = 300;
+//   <out>.psnr.md   --target-psnr P on the CR-300 network: where the PSNR lands, at what ratio;
+//   <out>.bound.md  --rel-error e (1e-2 .. 1e-4 of the range) on the same network: ratio, PSNR, max error / bound
+//                   after a round trip through the file, voxels stored exactly; ZFP's fixed-accuracy mode at the
+//                   same bound beside it.
+// Rows are appended (headers written when a file is empty); scripts/bench_modes.sh runs one process per dataset.
+//   ecnr_bench_modes <datasets.conf> <preset> <out> [dataset ...]
+#include <zfp.h>
+
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "BenchCommon.h"
+#include "ecnr/Archive.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Metrics.h"
+#include "ecnr/Quality.h"
+
+using namespace ecnr;
+using namespace ecnr::bench;
+
+namespace {
+
+std::ofstream openTable(const std::string& path, const std::string& header) {
+  const bool fresh = !std::ifstream(path) || std::ifstream(path, std::ios::ate).tellg() == 0;
+  std::ofstream out(path, std::ios::app);
+  if (fresh) out << header;
+  return out;
+}
+
+std::string num(double v, int digits = 2) {
+  if (!std::isfinite(v)) return "—";
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+/// PSNR at `cr` by linear interpolation in log CR between the networks trained (bytes, PSNR); NaN outside them.
+double networkAloneAt(const std::vector<std::pair<uint64_t, double>>& nets, double raw, double cr) {
+  for (size_t i = 0; i < nets.size(); ++i)
+    for (size_t j = 0; j < nets.size(); ++j) {
+      const double a = std::log(raw / double(nets[i].first)), b = std::log(raw / double(nets[j].first));
+      const double x = std::log(cr);
+      if (a < b && x >= a && x <= b) return nets[i].second + (nets[j].second - nets[i].second) * (x - a) / (b - a);
+    }
+  return NAN;
+}
+
+struct Decoded {
+  double ratio = 0;
+  ErrorStats err;
+};
+
+/// The archive written, read back and decoded as a reader would.
+Decoded roundTrip(const Model& m, const Field& f) {
+  const std::vector<uint8_t> bytes = serializeArchive({m});
+  const Model back = parseArchive(bytes.data(), bytes.size()).at(0);
+  return {double(f.values.size()) * 4.0 / double(bytes.size()), compareFields(f, Decoder(back).decodeAll())};
+}
+
+/// ZFP fixed-accuracy (|error| <= tolerance), the whole series as one 4D (or 3D) array: ratio and max error.
+std::pair<double, double> zfpAccuracy(const Field& f, double tolerance) {
+  Field in = f;
+  std::unique_ptr<zfp_field, decltype(&zfp_field_free)> field(
+      f.dims.t > 1 ? zfp_field_4d(in.values.data(), zfp_type_float, size_t(f.dims.x), size_t(f.dims.y),
+                                  size_t(f.dims.z), size_t(f.dims.t))
+                   : zfp_field_3d(in.values.data(), zfp_type_float, size_t(f.dims.x), size_t(f.dims.y), size_t(f.dims.z)),
+      zfp_field_free);
+  std::unique_ptr<zfp_stream, decltype(&zfp_stream_close)> zs(zfp_stream_open(nullptr), zfp_stream_close);
+  zfp_stream_set_accuracy(zs.get(), tolerance);
+  std::vector<uint8_t> buffer(zfp_stream_maximum_size(zs.get(), field.get()));
+  std::unique_ptr<bitstream, decltype(&stream_close)> bs(stream_open(buffer.data(), buffer.size()), stream_close);
+  zfp_stream_set_bit_stream(zs.get(), bs.get());
+  zfp_stream_rewind(zs.get());
+  const size_t bytes = zfp_compress(zs.get(), field.get());
+  if (bytes == 0) throw Error("zfp: compression failed");
+  Field out(f.dims);
+  zfp_field_set_pointer(field.get(), out.values.data());
+  zfp_stream_rewind(zs.get());
+  if (!zfp_decompress(zs.get(), field.get())) throw Error("zfp: decompression failed");
+  return {double(f.values.size()) * 4.0 / double(bytes), compareFields(f, out).maxAbs};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::cerr << "usage: ecnr_bench_modes <datasets.conf> <preset> <out> [dataset ...]\n";
+    return 2;
+  }
+  try {
+    const std::string preset = argv[2], out = argv[3];
+    const std::vector<std::string> only(argv + 4, argv + argc);
+    std::ofstream ratioMd = openTable(out + ".ratio.md",
+        "| dataset | target CR | CR reached | PSNR (dB) | network alone at that CR | gain | networks trained "
+        "(CR / PSNR) | correction bytes | half-budget network + correction | encode (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
+    std::ofstream psnrMd = openTable(out + ".psnr.md",
+        "| dataset | network CR / PSNR | target PSNR | PSNR reached | within [P, P+1] | CR | step / range |\n"
+        "|---|---|---|---|---|---|---|\n");
+    std::ofstream boundMd = openTable(out + ".bound.md",
+        "| dataset | bound / range | ECNR CR | PSNR (dB) | max error / bound | exact voxels | ZFP CR | ZFP max error / bound |\n"
+        "|---|---|---|---|---|---|---|---|\n");
+    for (const Dataset& d : readConfig(argv[1])) {
+      GridMeta meta;
+      Field f;
+      if (!loadSelected(d, only, f, meta)) continue;
+      const double raw = 4.0 * double(f.values.size());
+      const auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
+      const double range = double(*hi) - double(*lo);
+      EncoderSettings base = presetSettings(preset);
+      applyOptions(d.options, base);
+      base.verbose = false;
+      std::cerr << d.name << " " << f.dims.str() << "\n";
+
+      // 1. Ratio mode, and the rate split at R = 300.
+      Model network300;
+      for (double R : {100.0, 300.0}) {
+        EncoderSettings s = base;
+        s.mode = QualityMode::Ratio;
+        s.targetRatio = R;
+        EncodeReport rep;
+        Timer t;
+        Model m = encode(f, meta, s, Progress(), &rep);
+        const double seconds = t.seconds();
+        const Decoded got = roundTrip(m, f);
+        std::string trained, split = "—";
+        for (const auto& [bytes, psnr] : rep.networks)
+          trained += (trained.empty() ? "" : ", ") + num(raw / double(bytes), 0) + " / " + num(psnr);
+        if (R == 300.0) {
+          EncoderSettings half = s;
+          half.networkShare = 0.5;
+          const Decoded h = roundTrip(encode(f, meta, half, Progress()), f);
+          split = num(h.err.psnr) + " dB at CR " + num(h.ratio, 0);
+          network300 = m;
+          network300.residual = ResidualCorrection{};
+        }
+        const double alone = networkAloneAt(rep.networks, raw, got.ratio);
+        ratioMd << "| " << d.name << " | " << R << " | " << num(got.ratio, 1) << " | " << num(got.err.psnr) << " | "
+                << num(alone) << " | " << (std::isfinite(alone) ? num(got.err.psnr - alone) : "—") << " | " << trained
+                << " | " << rep.correctionBytes << " | " << split << " | " << num(seconds, 0) << " |\n";
+        ratioMd.flush();
+      }
+
+      // 2. PSNR mode and 3. max-error mode, on the CR-300 network.
+      const Field decoded = Decoder(network300).decodeAll();
+      const ErrorStats alone = compareFields(f, decoded);
+      const double netRatio = raw / double(serializeArchive({network300}).size());
+      for (double extra : {3.0, 10.0}) {
+        const double P = std::round(alone.psnr + extra);
+        Model m = network300;
+        correctToPsnr(m, f, decoded, P);
+        const Decoded got = roundTrip(m, f);
+        psnrMd << "| " << d.name << " | " << num(netRatio, 0) << " / " << num(alone.psnr) << " | " << P << " | "
+               << num(got.err.psnr) << " | " << (got.err.psnr >= P && got.err.psnr <= P + 1 ? "yes" : "**no**")
+               << " | " << num(got.ratio, 1) << " | " << std::scientific << std::setprecision(2)
+               << m.residual.step / range << std::defaultfloat << " |\n";
+      }
+      for (double e : {1e-2, 1e-3, 1e-4}) {
+        Model m = network300;
+        correctToBound(m, f, decoded, e * range);
+        const Decoded got = roundTrip(m, f);
+        ResidualStepStats st;  // voxels stored exactly, counted on the first step
+        if (m.residual.hasCorrection())
+          encodeResidualStep(f.step(0), decoded.step(0), f.dims, m.residual.step, m.residual.bound, m.residual.slack, &st);
+        const auto [zr, zmax] = zfpAccuracy(f, e * range);
+        boundMd << "| " << d.name << " | " << e << " | " << num(got.ratio, 1) << " | " << num(got.err.psnr) << " | "
+                << num(got.err.maxAbs / (e * range), 3) << " | " << st.exact << " (step 0) | " << num(zr, 1) << " | "
+                << num(zmax / (e * range), 3) << " |\n";
+      }
+      psnrMd.flush();
+      boundMd.flush();
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "ecnr_bench_modes: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
