@@ -16,7 +16,7 @@ namespace {
 
 // A network alone landing above P + 1 dB, or above its share of a ratio's budget, is retrained smaller: at most
 // this many networks per encode.
-constexpr int kMaxNetworks = 3;
+constexpr int kMaxNetworks = 3;  // ratio mode: the chooser's network and two resized
 // The slack kept for decode paths nobody measured (another compiler's rounding): this fraction of the range.
 constexpr double kSlackFloor = 1e-7;
 
@@ -118,23 +118,51 @@ void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded,
   c = std::move(best);
 }
 
-// Settings for a network of about `wanted` bytes, from a trained one: the same block dims, the blocks per MLP of
-// every scale scaled by (weight bytes now) / (weight bytes wanted); the block table and latent codes stay.
-// False when nothing would change.
-bool resizeNetwork(const Network& net, const Dims4& dims, double wanted, EncoderSettings& s) {
-  const std::vector<uint8_t> bytes = serializeArchive({net.model});
-  const ComponentBytes c = summarizeArchive(bytes.data(), bytes.size()).bytes;
-  const double fixed = double(c.header + c.toc + c.blockTable + c.latents + c.cnn);
-  if (wanted <= fixed * 1.05) return false;
-  const double k = (double(net.bytes) - fixed) / (wanted - fixed);
-  s.blockDims = net.model.scales.front().blockDims;
-  const std::vector<int> now = resolveSettings(s, dims).blocksPerMlp;
-  std::vector<int> next;
-  for (int b : now) next.push_back(std::max(1, int(std::lround(double(b) * k))));
-  if (next == now) return false;
-  s.blocksPerMlp = next;
-  return true;
-}
+// Ratio mode's network sizing: the same block dims as the first network, the blocks per MLP of every scale
+// multiplied by k. The weight bytes (the archive minus the block table, latent codes and CNN, which k does not
+// change) follow A * k^-beta; beta is fitted on the last two networks (1 before there are two).
+class NetworkSizer {
+public:
+  NetworkSizer(const Network& first, const EncoderSettings& settings, const Dims4& dims) : s_(settings) {
+    const std::vector<uint8_t> bytes = serializeArchive({first.model});
+    const ComponentBytes c = summarizeArchive(bytes.data(), bytes.size()).bytes;
+    fixed_ = double(c.header + c.toc + c.blockTable + c.latents + c.cnn);
+    s_.blockDims = first.model.scales.front().blockDims;
+    base_ = resolveSettings(s_, dims).blocksPerMlp;
+    tried_.push_back({1.0, double(first.bytes) - fixed_});
+    bpms_.push_back(base_);
+  }
+
+  /// Settings for about `wanted` archive bytes; false when the blocks per MLP would repeat a network tried.
+  bool next(double wanted, EncoderSettings& out) {
+    const double w = wanted - fixed_;
+    if (w <= 0.05 * fixed_) return false;
+    const auto& [k2, b2] = tried_.back();
+    double beta = 1.0;
+    if (tried_.size() >= 2) {
+      const auto& [k1, b1] = tried_[tried_.size() - 2];
+      const double fit = -std::log(b2 / b1) / std::log(k2 / k1);
+      if (std::isfinite(fit) && fit > 0.2 && fit < 5) beta = fit;
+    }
+    const double k = k2 * std::pow(b2 / w, 1.0 / beta);
+    std::vector<int> bpm;
+    for (int b : base_) bpm.push_back(std::max(1, int(std::lround(double(b) * k))));
+    if (std::find(bpms_.begin(), bpms_.end(), bpm) != bpms_.end()) return false;
+    bpms_.push_back(bpm);
+    pending_ = k;
+    out = s_;
+    out.blocksPerMlp = bpm;
+    return true;
+  }
+  void record(const Network& n) { tried_.push_back({pending_, double(n.bytes) - fixed_}); }
+
+private:
+  EncoderSettings s_;
+  double fixed_ = 0, pending_ = 1;
+  std::vector<int> base_;
+  std::vector<std::pair<double, double>> tried_;  // (k, weight bytes)
+  std::vector<std::vector<int>> bpms_;
+};
 
 }  // namespace
 
@@ -296,20 +324,17 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
       // network through the blocks per MLP instead, which scales its weight bytes nearly in proportion, so that the
       // network itself fills its share and the correction only the few per cent left (BENCHMARKS.md: at
       // CR 100-300 the network's bytes buy more PSNR than the correction's).
-      const double wanted = 0.97 * share * budget;
-      while (rep.networkAttempts < kMaxNetworks) {
-        const double fits = double(net.bytes) / wanted;
-        if (fits <= 1.0 && fits >= 0.9) break;
-        EncoderSettings resized = settings;
-        if (!resizeNetwork(net, field.dims, wanted, resized)) break;
+      const double wanted = 0.97 * share * budget, limit = share * budget;
+      NetworkSizer sizer(net, settings, field.dims);
+      EncoderSettings resized;
+      // Keep the largest network within the share (else the smallest); stop once it fills 95 % of `wanted`.
+      while (rep.networkAttempts < kMaxNetworks &&
+             !(double(net.bytes) <= limit && double(net.bytes) >= 0.95 * wanted) && sizer.next(wanted, resized)) {
         Network next = trainNetwork(field, meta, resized, R / share, progress, rep);
-        const bool nextFits = double(next.bytes) <= share * budget;
-        const bool netFits = double(net.bytes) <= share * budget;
-        // Keep the larger network that fits the share, else the smaller one.
+        sizer.record(next);
+        const bool nextFits = double(next.bytes) <= limit, netFits = double(net.bytes) <= limit;
         if ((nextFits && (!netFits || next.bytes > net.bytes)) || (!nextFits && !netFits && next.bytes < net.bytes))
           net = std::move(next);
-        else
-          break;
       }
       correction = Timer();
       achieved = correctToRatio(net.model, field, net.decoded, R, progress);

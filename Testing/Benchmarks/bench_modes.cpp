@@ -40,14 +40,23 @@ std::string num(double v, int digits = 2) {
   return s.str();
 }
 
-/// PSNR at `cr` by linear interpolation in log CR between the networks trained (bytes, PSNR); NaN outside them.
-double networkAloneAt(const std::vector<std::pair<uint64_t, double>>& nets, double raw, double cr) {
-  for (size_t i = 0; i < nets.size(); ++i)
-    for (size_t j = 0; j < nets.size(); ++j) {
-      const double a = std::log(raw / double(nets[i].first)), b = std::log(raw / double(nets[j].first));
-      const double x = std::log(cr);
-      if (a < b && x >= a && x <= b) return nets[i].second + (nets[j].second - nets[i].second) * (x - a) / (b - a);
-    }
+/// PSNR at `cr` from the networks trained (bytes, PSNR), linear in log CR between the two that bracket it, or
+/// extrapolated from the two nearest when `cr` lies within 30 % beyond them (then *extrapolated is set); NaN else.
+double networkAloneAt(const std::vector<std::pair<uint64_t, double>>& nets, double raw, double cr, bool* extrapolated) {
+  std::vector<std::pair<double, double>> pts;  // (log CR, PSNR), by CR
+  for (const auto& [bytes, psnr] : nets) pts.push_back({std::log(raw / double(bytes)), psnr});
+  std::sort(pts.begin(), pts.end());
+  *extrapolated = false;
+  const double x = std::log(cr);
+  if (pts.size() < 2) return NAN;
+  auto line = [&](size_t i) {
+    return pts[i].second + (pts[i + 1].second - pts[i].second) * (x - pts[i].first) / (pts[i + 1].first - pts[i].first);
+  };
+  for (size_t i = 0; i + 1 < pts.size(); ++i)
+    if (x >= pts[i].first && x <= pts[i + 1].first && pts[i + 1].first > pts[i].first) return line(i);
+  *extrapolated = true;
+  if (x < pts.front().first && x >= pts.front().first - std::log(1.3)) return line(0);
+  if (x > pts.back().first && x <= pts.back().first + std::log(1.3)) return line(pts.size() - 2);
   return NAN;
 }
 
@@ -140,9 +149,10 @@ int main(int argc, char** argv) {
           network300 = m;
           network300.residual = ResidualCorrection{};
         }
-        const double alone = networkAloneAt(rep.networks, raw, got.ratio);
+        bool extrapolated = false;
+        const double alone = networkAloneAt(rep.networks, raw, got.ratio, &extrapolated);
         ratioMd << "| " << d.name << " | " << R << " | " << num(got.ratio, 1) << " | " << num(got.err.psnr) << " | "
-                << num(alone) << " | " << (std::isfinite(alone) ? num(got.err.psnr - alone) : "—") << " | " << trained
+                << num(alone) << (extrapolated && std::isfinite(alone) ? " (extrapolated)" : "") << " | " << (std::isfinite(alone) ? num(got.err.psnr - alone) : "—") << " | " << trained
                 << " | " << rep.correctionBytes << " | " << split << " | " << num(seconds, 0) << " |\n";
         ratioMd.flush();
       }
