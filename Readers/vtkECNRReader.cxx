@@ -17,6 +17,7 @@
 
 #include "ecnr/Archive.h"
 #include "ecnr/Decoder.h"
+#include "ecnr/Series.h"
 
 #include <algorithm>
 #include <cstring>
@@ -30,7 +31,13 @@ struct vtkECNRReader::Internals
 {
   std::string path;  // what `header` was read from, and when
   std::filesystem::file_time_type stamp;
-  std::vector<ecnr::Model> header;  // coarsest scale of every array (RequestInformation)
+  std::vector<ecnr::Model> header;  // coarsest scale of every part: array and time window (RequestInformation)
+  struct Array
+  {
+    std::string name;
+    std::vector<size_t> parts;  // its time windows (indices into header / models), by first step
+  };
+  std::vector<Array> arrays;
   int scales = 0;                    // scales stored per array (from the table of contents)
   std::vector<ecnr::Model> models;   // every scale, loaded by the first RequestData
   std::vector<double> times;
@@ -48,6 +55,7 @@ struct vtkECNRReader::Internals
   void reset()
   {
     this->header.clear();
+    this->arrays.clear();
     this->scales = 0;
     this->models.clear();
     this->cache.clear();
@@ -121,20 +129,25 @@ bool vtkECNRReader::LoadHeader()
     vtkErrorMacro("cannot read " << this->FileName << ": " << e.what());
     return false;
   }
-  const ecnr::Model& m = d.header[0];
-  d.times = m.meta.times;
-  if (d.times.size() != static_cast<size_t>(m.dims.t))
+  // A long series may be stored as time windows (ecnr/Series.h): the arrays are the series, their time steps
+  // all windows' steps; every array has the same steps (the archive reader checks it).
+  std::vector<const char*> names;
+  for (const ecnr::SeriesView& series : ecnr::seriesOf(d.header))
   {
-    d.times.resize(static_cast<size_t>(m.dims.t));
-    for (size_t i = 0; i < d.times.size(); ++i)
+    Internals::Array a{ series.name, {} };
+    for (const ecnr::Model* w : series.windows)
     {
-      d.times[i] = static_cast<double>(i);
+      a.parts.push_back(static_cast<size_t>(w - d.header.data()));
+    }
+    d.arrays.push_back(a);
+    if (d.times.empty())
+    {
+      d.times = series.times();
     }
   }
-  std::vector<const char*> names;
-  for (const auto& model : d.header)
+  for (const auto& a : d.arrays)
   {
-    names.push_back(model.meta.arrayName.c_str());
+    names.push_back(a.name.c_str());
   }
   this->PointDataArraySelection->SetArraysWithDefault(names.data(), static_cast<int>(names.size()), 1);
   return true;
@@ -193,17 +206,29 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
   const bool empty = ext[1] < ext[0] || ext[3] < ext[2] || ext[5] < ext[4];
   vtkIdType evaluations = 0;
   ecnr::Timer timer;
-  const int arrays = static_cast<int>(d.header.size());
+  const int arrays = static_cast<int>(d.arrays.size());
   const int switches = (this->BoundaryCNN != 0 ? 1 : 0) | (this->ErrorCorrection != 0 ? 2 : 0);
-  for (int a = 0; a < arrays && !empty; ++a)
+  for (int i = 0; i < arrays && !empty; ++i)
   {
-    const std::string& name = d.header[a].meta.arrayName;
+    const std::string& name = d.arrays[i].name;
     if (!this->PointDataArraySelection->ArrayIsEnabled(name.c_str()))
     {
       continue;
     }
+    // The time window holding the step, and the step's index in it: only that window is decoded.
+    int a = static_cast<int>(d.arrays[i].parts.front());
+    int64_t local = step;
+    for (size_t p : d.arrays[i].parts)
+    {
+      const ecnr::Model& w = d.header[p];
+      if (step >= w.firstStep && step < w.firstStep + w.dims.t)
+      {
+        a = static_cast<int>(p);
+        local = step - w.firstStep;
+      }
+    }
     auto hit = std::find_if(d.cache.begin(), d.cache.end(), [&](const Internals::Entry& e) {
-      return e.array == a && e.step == step && e.scales == scales && e.extent == box && e.switches == switches;
+      return e.array == a && e.step == local && e.scales == scales && e.extent == box && e.switches == switches;
     });
     vtkSmartPointer<vtkFloatArray> values;
     if (hit != d.cache.end())
@@ -224,7 +249,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
         ecnr::Decoder decoder(d.models[static_cast<size_t>(a)]);
         decoder.setBoundaryCnn(this->BoundaryCNN != 0);
         decoder.setResidual(this->ErrorCorrection != 0);
-        ecnr::Field field = decoder.decodeRegion(step, box, scales);
+        ecnr::Field field = decoder.decodeRegion(local, box, scales);
         evaluations += decoder.lastBlockEvaluations();
         values = vtkSmartPointer<vtkFloatArray>::New();
         values->SetName(name.c_str());
@@ -238,7 +263,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       }
       if (this->CacheSize > 0)
       {
-        d.cache.push_front({ a, step, scales, box, switches, values });
+        d.cache.push_front({ a, local, scales, box, switches, values });
         if (static_cast<int>(d.cache.size()) > this->CacheSize)
         {
           d.cache.pop_back();
@@ -250,7 +275,7 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
     {
       out->GetPointData()->SetActiveScalars(name.c_str());
     }
-    this->UpdateProgress(static_cast<double>(a + 1) / arrays);
+    this->UpdateProgress(static_cast<double>(i + 1) / arrays);
   }
 
   auto addField = [out](vtkDataArray* array, const char* name) {

@@ -332,13 +332,27 @@ bool vtkECNRWriter::EncodeAndWrite()
       });
       self = &progress;
       meta.arrayName = d.names[i];
-      ecnr::EncodeReport report;
-      models.push_back(ecnr::encode(d.fields[i], meta, settings, progress, &report));
-      psnrSum += report.scales.empty() ? 0.0 : report.scales.back().psnrAfter;
+      std::vector<ecnr::EncodeReport> reports;
+      std::vector<ecnr::Model> windows =
+        ecnr::encodeWindows(d.fields[i], meta, settings, this->TimeWindow, progress, &reports);
+      double psnr = 0;  // the quality mode's measured PSNR, else the encoder's on the finest scale
+      for (size_t w = 0; w < windows.size(); ++w)
+      {
+        const ecnr::QualityInfo& q = windows[w].residual.quality;
+        psnr += q.mode != ecnr::QualityMode::Expert ? q.achievedPsnr
+          : reports[w].scales.empty()              ? 0.0
+                                                   : reports[w].scales.back().psnrAfter;
+      }
+      psnrSum += psnr / static_cast<double>(windows.size());
+      models.insert(models.end(), windows.begin(), windows.end());
       d.fields[i] = ecnr::Field();  // free the input copy as soon as it is encoded
     }
     ecnr::writeArchive(models, this->FileName);
-    const double raw = 4.0 * static_cast<double>(models[0].dims.count()) * static_cast<double>(arrays);
+    double raw = 0;
+    for (const ecnr::Model& m : models)
+    {
+      raw += 4.0 * static_cast<double>(m.dims.count());
+    }
     this->AchievedRatio = raw / static_cast<double>(ecnr::summarizeArchive(this->FileName).fileBytes);
     this->AchievedPSNR = psnrSum / static_cast<double>(arrays);
   }
@@ -384,6 +398,7 @@ void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "Pruning: " << this->Pruning << ", QuantizationBits: " << this->QuantizationBits
      << ", BoundaryCNN: " << this->BoundaryCNN << "\n";
   os << indent << "Mode: " << this->Mode << ", ModeValue: " << this->ModeValue << "\n";
+  os << indent << "TimeWindow: " << this->TimeWindow << "\n";
   os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
   os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
 }

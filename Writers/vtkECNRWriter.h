@@ -75,6 +75,10 @@ public:
   vtkGetMacro(Mode, int);
   vtkSetMacro(ModeValue, double);
   vtkGetMacro(ModeValue, double);
+  /// Encode the series as independent windows of this many time steps (0 = one window): a reader then decodes a
+  /// step from its window only, and `ecnr append` can add windows later (ecnr/Series.h).
+  vtkSetClampMacro(TimeWindow, int, 0, VTK_INT_MAX);
+  vtkGetMacro(TimeWindow, int);
   ///@}
 
   ///@{
@@ -124,6 +128,7 @@ private:
   int BoundaryCNN = 1;
   int Mode = 0;
   double ModeValue = 0;
+  int TimeWindow = 0;
   double AchievedRatio = 0;
   double AchievedPSNR = 0;
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -25,6 +26,7 @@
 #include "ecnr/Image.h"
 #include "ecnr/MemoryEstimate.h"
 #include "ecnr/Metrics.h"
+#include "ecnr/Series.h"
 #include "ecnr/VolumeIO.h"
 
 using namespace ecnr;
@@ -36,6 +38,7 @@ const char* kUsage = R"(usage:
   ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution] [--array NAME]
                            [--memory-limit BYTES|off] [--cnn off] [--correction off]
   ecnr info <input.ecnr>
+  ecnr append <archive.ecnr> <input> [compress options]   new time steps as new windows, the rest untouched
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
   ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
   ecnr demo [--out DIR] [--preset fast|default|quality] [--size X,Y,Z,T]
@@ -58,6 +61,8 @@ compress options:
   --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
   --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
+  --window N               encode the series as independent windows of N time steps (bounded memory, random
+                           access to a step reads one window; `append` adds windows later)
   --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
   --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
   --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:
@@ -176,18 +181,12 @@ void checkWritable(const std::string& path) {
 }
 
 /// The array to decode: the only one, or the one named by --array (refused when several and none is named).
-const Model& chooseArray(const std::vector<Model>& arrays, const Args& a, const std::string& path) {
-  const std::string want = a.get("--array");
-  std::string names;
-  for (const Model& m : arrays) names += (names.empty() ? "'" : ", '") + m.meta.arrayName + "'";
-  if (want.empty()) {
-    if (arrays.size() == 1) return arrays.front();
-    throw Error(path + " holds " + std::to_string(arrays.size()) + " arrays (" + names +
-                "); choose one with --array NAME");
+SeriesView chooseSeries(const std::vector<Model>& parts, const Args& a, const std::string& path) {
+  try {
+    return seriesNamed(parts, a.get("--array"));
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what() + (a.has("--array") ? "" : " with --array NAME"));
   }
-  for (const Model& m : arrays)
-    if (m.meta.arrayName == want) return m;
-  throw Error("array '" + want + "' is not in " + path + " (it holds " + names + ")");
 }
 
 // Ctrl-C (SIGINT) or SIGTERM cancels a running job through Progress: the encoder stops at its next step and nothing
@@ -326,6 +325,34 @@ void printEncodeReport(const EncodeReport& r) {
   }
 }
 
+void printQualityMode(const Model& m, const EncodeReport& report) {
+  if (m.residual.quality.mode == QualityMode::Expert) return;
+  const QualityInfo& q = m.residual.quality;
+  std::cout << "mode " << qualityModeName(q.mode) << " (target " << q.target << "): network " << report.networkBytes
+            << " bytes (PSNR " << std::fixed << std::setprecision(2) << q.networkPsnr << " dB, "
+            << report.networkAttempts << " trained) + correction " << report.correctionBytes << " bytes -> PSNR "
+            << q.achievedPsnr << " dB, max abs error " << std::setprecision(6) << q.achievedMaxError << "\n";
+}
+
+/// Encodes (in time windows when --window N is given) and returns the parts; nothing is written.
+std::vector<Model> encodeParts(const Field& f, const GridMeta& meta, const EncoderSettings& s, const Args& a) {
+  const bool quiet = a.has("--quiet");
+  const int64_t window = a.has("--window") ? int64_t(parseNumber(a.get("--window"), "--window")) : 0;
+  if (a.has("--window") && window < 1) throw Error("--window must be at least 1 time step");
+  CliProgress progress(quiet);
+  std::vector<EncodeReport> reports;
+  std::vector<Model> parts = encodeWindows(f, meta, s, window, progress, &reports);
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (quiet) continue;
+    if (parts.size() > 1)
+      std::cout << "window " << k + 1 << "/" << parts.size() << " (steps " << parts[k].firstStep << "-"
+                << parts[k].firstStep + parts[k].dims.t - 1 << "): ";
+    printEncodeReport(reports[k]);
+    printQualityMode(parts[k], reports[k]);
+  }
+  return parts;
+}
+
 Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s, const std::string& out, bool quiet,
                  double* seconds) {
   CliProgress progress(quiet);
@@ -335,13 +362,7 @@ Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s,
   writeArchive({m}, out);
   *seconds = t.seconds();
   if (!quiet) printEncodeReport(report);
-  if (m.residual.quality.mode != QualityMode::Expert) {
-    const QualityInfo& q = m.residual.quality;
-    std::cout << "mode " << qualityModeName(q.mode) << " (target " << q.target << "): network " << report.networkBytes
-              << " bytes (PSNR " << std::fixed << std::setprecision(2) << q.networkPsnr << " dB, "
-              << report.networkAttempts << " trained) + correction " << report.correctionBytes << " bytes -> PSNR "
-              << q.achievedPsnr << " dB, max abs error " << std::setprecision(6) << q.achievedMaxError << "\n";
-  }
+  printQualityMode(m, report);
   return m;
 }
 
@@ -366,8 +387,9 @@ int cmdCompress(const Args& a) {
   checkFinite(f);
   checkMemory(estimateEncoderPeakBytes(f.dims, resolveSettings(settings, f.dims)), limit,
               "compressing " + f.dims.str(), limitName);
-  double seconds = 0;
-  compressTo(f, meta, settings, a.positional[1], a.has("--quiet"), &seconds);
+  Timer timer;
+  writeArchive(encodeParts(f, meta, settings, a), a.positional[1]);
+  const double seconds = timer.seconds();
   const auto bytes = std::filesystem::file_size(a.positional[1]);
   std::cout << "wrote " << a.positional[1] << ": " << bytes << " bytes, ratio " << std::fixed << std::setprecision(1)
             << double(f.dims.count()) * 4.0 / double(bytes) << ", " << seconds << " s\n";
@@ -384,27 +406,88 @@ int cmdDecompress(const Args& a) {
   if (a.positional.size() != 2) throw Error("decompress needs <input.ecnr> <output.npy|.raw>");
   const int scales = a.has("--scales") ? int(parseNumber(a.get("--scales"), "--scales")) : -1;
   Timer t;
-  std::vector<Model> arrays = readArchive(a.positional[0], scales);
-  const Model& model = chooseArray(arrays, a, a.positional[0]);
+  const std::vector<Model> parts = readArchive(a.positional[0], scales);
+  const SeriesView series = chooseSeries(parts, a, a.positional[0]);
   const bool full = !a.has("--coarse-resolution");
+  const bool oneStep = a.has("--timestep");
+  const int64_t step = oneStep ? int64_t(parseNumber(a.get("--timestep"), "--timestep")) : 0;
+  const auto [window, local] = series.locate(step);
   const auto [limit, limitName] = memoryLimit(a);
-  // The decode plus the output file's bytes (written from one buffer); one step needs a few steps' worth.
-  const uint64_t need = a.has("--timestep") ? uint64_t(model.dims.voxelsPerStep()) * 4 * 4
-                                            : estimateDecoderPeakBytes(model, scales, full) + uint64_t(model.dims.count()) * 4;
-  checkMemory(need, limit, "decoding " + model.dims.str(), limitName);
+  // The decode of the largest window plus the output file's bytes (written from one buffer); one step needs a
+  // few steps' worth.
+  uint64_t largest = 0;
+  for (const Model* w : series.windows) largest = std::max(largest, estimateDecoderPeakBytes(*w, scales, full));
+  const uint64_t need = oneStep ? uint64_t(series.dims().voxelsPerStep()) * 4 * 4
+                                : largest + uint64_t(series.dims().count()) * 4;
+  checkMemory(need, limit, "decoding " + series.dims().str(), limitName);
   checkWritable(a.positional[1]);
-  Decoder dec(model);
-  if (a.has("--cnn")) dec.setBoundaryCnn(onOff(a.get("--cnn"), "--cnn"));
-  if (a.has("--correction")) dec.setResidual(onOff(a.get("--correction"), "--correction"));
-  if (model.residual.hasCorrection() && !dec.appliesResidual(scales) && !a.has("--quiet"))
-    std::cerr << "note: the error-bounded correction is not applied to this decode (coarse scale, CNN off, or "
-                 "--correction off): the archive's bound does not hold for it\n";
+  auto decoderFor = [&](const Model& m) {
+    Decoder dec(m);
+    if (a.has("--cnn")) dec.setBoundaryCnn(onOff(a.get("--cnn"), "--cnn"));
+    if (a.has("--correction")) dec.setResidual(onOff(a.get("--correction"), "--correction"));
+    if (m.residual.hasCorrection() && !dec.appliesResidual(scales) && !a.has("--quiet"))
+      std::cerr << "note: the error-bounded correction is not applied to this decode (coarse scale, CNN off, or "
+                   "--correction off): the archive's bound does not hold for it\n";
+    return dec;
+  };
   CliProgress progress(a.has("--quiet"));
-  Field f = a.has("--timestep") ? dec.decodeStep(int64_t(parseNumber(a.get("--timestep"), "--timestep")), scales, full)
-                                : dec.decodeAll(scales, full, &progress);
+  Field f;
+  if (oneStep) {
+    f = decoderFor(*window).decodeStep(local, scales, full);
+  } else {
+    for (const Model* w : series.windows) {  // window by window, concatenated in time
+      Field part = decoderFor(*w).decodeAll(scales, full, &progress);
+      if (f.values.empty()) {
+        f.dims = part.dims;
+        f.dims.t = series.steps();
+        f.values.resize(size_t(f.dims.count()));
+      }
+      std::copy(part.values.begin(), part.values.end(), f.step(w->firstStep));
+    }
+  }
   writeOutput(f, a.positional[1]);
   std::cout << "decoded " << f.dims.str() << " in " << std::fixed << std::setprecision(2) << t.seconds() << " s -> "
             << a.positional[1] << "\n";
+  return 0;
+}
+
+// Adds the time steps of <input> to the array of <archive.ecnr> as new windows, after its last step: the
+// archive's sections are copied as they are, only the new steps are encoded, and the file is replaced atomically.
+int cmdAppend(const Args& a) {
+  if (a.positional.size() != 2) throw Error("append needs <archive.ecnr> <input>");
+  const std::string path = a.positional[0];
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + path);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<Model> parts;
+  try {
+    parts = parseArchive(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  const SeriesView series = chooseSeries(parts, a, path);
+  const EncoderSettings settings = settingsFrom(a);
+  checkWritable(path);
+  GridMeta meta;
+  Field f = readInput(a.positional[1], a, &meta);
+  checkFinite(f);
+  const Dims4 d = series.dims();
+  if (f.dims.x != d.x || f.dims.y != d.y || f.dims.z != d.z)
+    throw Error(a.positional[1] + " has grid " + f.dims.str() + " but array '" + series.name + "' of " + path + " has " +
+                d.str());
+  meta.arrayName = series.name;
+  meta.spacing = series.windows.front()->meta.spacing;
+  meta.origin = series.windows.front()->meta.origin;
+  if (meta.times.empty())  // continue the series' clock: one unit a step after its last time
+    for (int64_t t = 0; t < f.dims.t; ++t) meta.times.push_back(series.times().back() + double(t + 1));
+  Timer timer;
+  std::vector<Model> added = encodeParts(f, meta, settings, a);
+  for (Model& m : added) m.firstStep += d.t;
+  const std::vector<uint8_t> out = appendToArchive(bytes.data(), bytes.size(), added);
+  writeFileAtomic(path, out.data(), out.size());
+  std::cout << "appended " << f.dims.t << " step(s) to '" << series.name << "' of " << path << " (now " << d.t + f.dims.t
+            << " steps, " << out.size() << " bytes), " << std::fixed << std::setprecision(1) << timer.seconds()
+            << " s\n";
   return 0;
 }
 
@@ -412,13 +495,22 @@ int cmdInfo(const Args& a) {
   if (a.positional.size() != 1) throw Error("info needs <input.ecnr>");
   const ArchiveSummary sum = summarizeArchive(a.positional[0]);
   const std::vector<Model> arrays = readArchive(a.positional[0]);
-  std::cout << "ECNR archive v" << sum.version << ", " << sum.fileBytes << " bytes, " << arrays.size() << " array(s)\n";
+  const std::vector<SeriesView> series = seriesOf(arrays);
+  double raw = 0;
+  for (const Model& m : arrays) raw += double(m.dims.count()) * 4.0;
+  std::cout << "ECNR archive v" << sum.version << ", " << sum.fileBytes << " bytes, " << series.size() << " array(s)";
+  if (series.size() != arrays.size()) std::cout << " in " << arrays.size() << " time windows";
+  std::cout << ", compression ratio " << std::fixed << std::setprecision(1) << raw / double(sum.fileBytes)
+            << " (float32 input / file size)\n" << std::defaultfloat << std::setprecision(6);
   for (const Model& m : arrays) {
-    std::cout << "array '" << m.meta.arrayName << "': dims " << m.dims.str() << ", range [" << m.dataMin << ", "
+    const bool windowed = std::count_if(arrays.begin(), arrays.end(), [&](const Model& o) {
+                            return o.meta.arrayName == m.meta.arrayName;
+                          }) > 1;
+    std::cout << "array '" << m.meta.arrayName << "'";
+    if (windowed) std::cout << ", time window of steps " << m.firstStep << "-" << m.firstStep + m.dims.t - 1;
+    std::cout << ": dims " << m.dims.str() << ", range [" << m.dataMin << ", "
               << m.dataMax << "], MLP " << m.shape.sineLayers << "x" << m.shape.hidden << " sine + linear, latent "
               << m.shape.latentDim << ", omega0 " << m.shape.omega0 << "\n";
-    std::cout << "  compression ratio " << std::fixed << std::setprecision(1)
-              << double(m.dims.count()) * 4.0 / double(sum.fileBytes) << " (float32 input / file size)\n";
     const size_t index = size_t(&m - arrays.data());
     if (index < sum.quality.size() && sum.quality[index].mode != QualityMode::Expert) {
       const QualityInfo& q = sum.quality[index];
@@ -449,8 +541,8 @@ int cmdInfo(const Args& a) {
 
 Field decodedFor(const std::string& path, const Args& a) {
   if (std::filesystem::path(path).extension() == ".ecnr") {
-    const std::vector<Model> arrays = readArchive(path);
-    return Decoder(chooseArray(arrays, a, path)).decodeAll();
+    const std::vector<Model> parts = readArchive(path);
+    return decodeSeries(chooseSeries(parts, a, path));
   }
   return readInput(path, a, nullptr);
 }
@@ -529,6 +621,7 @@ int main(int argc, char** argv) {
     if (cmd == "compress") return cmdCompress(a);
     if (cmd == "decompress") return cmdDecompress(a);
     if (cmd == "info") return cmdInfo(a);
+    if (cmd == "append") return cmdAppend(a);
     if (cmd == "eval") return cmdEval(a);
     if (cmd == "generate") return cmdGenerate(a);
     if (cmd == "demo") return cmdDemo(a);

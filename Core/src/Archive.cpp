@@ -23,6 +23,7 @@
 #include "ecnr/Half.h"
 #include "ecnr/Pyramid.h"
 #include "ByteIO.h"
+#include "ecnr/Series.h"
 
 namespace ecnr {
 namespace {
@@ -53,6 +54,7 @@ std::string sectionName(SectionType type, uint32_t array, uint32_t scale) {
     case SectionType::Scale: return "scale " + std::to_string(scale) + " of array " + std::to_string(array);
     case SectionType::BoundaryCnn: return "boundary CNN of array " + std::to_string(array);
     case SectionType::Residual: return "residual of array " + std::to_string(array);
+    case SectionType::Window: return "time window of array " + std::to_string(array);
   }
   return "section of type " + std::to_string(uint32_t(type)) + " of array " + std::to_string(array);
 }
@@ -61,7 +63,7 @@ std::string sectionName(const SectionInfo& s) { return sectionName(s.type, s.arr
 
 bool isKnown(SectionType t) {
   return t == SectionType::Header || t == SectionType::Scale || t == SectionType::BoundaryCnn ||
-         t == SectionType::Residual;
+         t == SectionType::Residual || t == SectionType::Window;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -184,8 +186,7 @@ void checkFiniteParameters(const ScaleModel& s, const std::string& where) {
 void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
   const std::string where = "cannot write archive: array " + std::to_string(array);
   checkHeader(m, m.scaleCount(), where);
-  if (m.dims != first.dims)
-    throw Error(where + " has dims " + m.dims.str() + " but array 0 has " + first.dims.str());
+  (void)first;  // the grids of several arrays and windows are checked together (seriesOf)
   if (m.meta.arrayName.size() > UINT32_MAX || m.preset.size() > UINT32_MAX) throw Error(where + ": name too long");
   const MlpShape& shape = m.shape;
   for (int i = 0; i < m.scaleCount(); ++i) {
@@ -444,9 +445,10 @@ std::vector<uint8_t> assemble(std::vector<PendingSection>& sections) {
   ByteWriter w;
   w.raw(kMagic, sizeof kMagic);
   // Version 2 unless a correction is present (see kArchiveVersion): older readers keep reading the rest.
-  bool residual = false;
-  for (const PendingSection& s : sections) residual |= s.info.type == SectionType::Residual;
-  w.u32(residual ? kArchiveVersion : 2u);
+  bool extended = false;
+  for (const PendingSection& s : sections)
+    extended |= s.info.type == SectionType::Residual || s.info.type == SectionType::Window;
+  w.u32(extended ? kArchiveVersion : 2u);
   w.u32(uint32_t(sections.size()));
   uint64_t offset = kPrefixBytes + kTocEntryBytes * sections.size() + kTocCrcBytes;
   for (PendingSection& s : sections) {
@@ -532,6 +534,7 @@ struct ArrayLayout {
   const SectionInfo* header = nullptr;
   const SectionInfo* cnn = nullptr;
   const SectionInfo* residual = nullptr;
+  const SectionInfo* window = nullptr;
   std::vector<const SectionInfo*> scales;  // by scale position
 };
 
@@ -545,7 +548,10 @@ std::vector<ArrayLayout> groupByArray(const std::vector<SectionInfo>& sections) 
     if (s.array >= arrays.size()) arrays.resize(s.array + 1);
     ArrayLayout& a = arrays[s.array];
     if (s.type != SectionType::Scale) {
-      const SectionInfo*& slot = s.type == SectionType::Header ? a.header : s.type == SectionType::BoundaryCnn ? a.cnn : a.residual;
+      const SectionInfo*& slot = s.type == SectionType::Header        ? a.header
+                                 : s.type == SectionType::BoundaryCnn ? a.cnn
+                                 : s.type == SectionType::Residual    ? a.residual
+                                                                      : a.window;
       if (slot) throw Error(name + " appears twice");
       slot = &s;
       continue;
@@ -959,11 +965,12 @@ uint64_t residualSectionBytes(const ResidualCorrection& c) {
   return n;
 }
 
-std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
-  if (arrays.empty()) throw Error("cannot write archive: no arrays");
-  std::vector<PendingSection> sections;
-  for (size_t a = 0; a < arrays.size(); ++a) {
-    const Model& m = arrays[a];
+namespace {
+
+void addSections(std::vector<PendingSection>& sections, const std::vector<Model>& arrays, size_t firstIndex) {
+  for (size_t k = 0; k < arrays.size(); ++k) {
+    const size_t a = firstIndex + k;
+    const Model& m = arrays[k];
     checkArrayForWrite(m, arrays[0], uint32_t(a));
     sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m)});
     for (int s = 0; s < m.scaleCount(); ++s)
@@ -985,7 +992,44 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
                     std::to_string(c.steps.size()) + " steps for " + std::to_string(m.dims.t));
       sections.push_back({{SectionType::Residual, uint32_t(a), 0, 0, 0, 0}, residualPayload(c)});
     }
+    if (m.firstStep != 0) {
+      ByteWriter w;
+      w.u64(uint64_t(m.firstStep));
+      sections.push_back({{SectionType::Window, uint32_t(a), 0, 0, 0, 0}, std::move(w.bytes())});
+    }
   }
+}
+
+void checkSeriesForWrite(const std::vector<Model>& parts) {
+  try {
+    seriesOf(parts);
+  } catch (const Error& e) {
+    throw Error(std::string("cannot write archive: ") + e.what());
+  }
+}
+
+}  // namespace
+
+std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
+  if (arrays.empty()) throw Error("cannot write archive: no arrays");
+  checkSeriesForWrite(arrays);
+  std::vector<PendingSection> sections;
+  addSections(sections, arrays, 0);
+  return assemble(sections);
+}
+
+std::vector<uint8_t> appendToArchive(const uint8_t* data, size_t size, const std::vector<Model>& parts) {
+  if (parts.empty()) throw Error("cannot append: nothing to add");
+  std::vector<Model> all = parseArchive(data, size);  // verifies every checksum of what is copied
+  const size_t existing = all.size();
+  all.insert(all.end(), parts.begin(), parts.end());
+  checkSeriesForWrite(all);
+  const TableOfContents toc = readTableOfContents(data, size);
+  std::vector<PendingSection> sections;
+  for (const SectionInfo& s : toc.sections)
+    sections.push_back({{s.type, s.array, s.scale, 0, 0, 0},
+                        std::vector<uint8_t>(data + s.offset, data + s.offset + s.length)});
+  addSections(sections, parts, existing);
   return assemble(sections);
 }
 
@@ -1007,8 +1051,6 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
     if (scaleCount != l.scales.size())
       header.fail("declares " + std::to_string(scaleCount) + " scales but the archive has " +
                   std::to_string(l.scales.size()));
-    if (a > 0 && m.dims != arrays[0].dims)
-      header.fail("has dims " + m.dims.str() + " but array 0 has " + arrays[0].dims.str());
     const size_t load = maxScales < 0 ? l.scales.size() : std::min(l.scales.size(), size_t(maxScales));
     for (size_t s = 0; s < load; ++s) {
       verifyChecksum(data, *l.scales[s]);
@@ -1031,6 +1073,14 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
         throw Error("archive section '" + sectionName(*l.cnn) + "': " + e.what());
       }
     }
+    if (l.window) {
+      verifyChecksum(data, *l.window);
+      ByteReader r = openSection(data, *l.window);
+      const uint64_t first = r.u64();
+      if (first > (uint64_t(1) << 62)) r.fail("starts at step " + std::to_string(first));
+      r.finish();
+      m.firstStep = int64_t(first);
+    }
     // Likewise the correction: it belongs to the full decode (a preview keeps only the mode and its figures).
     if (l.residual) {
       const bool full = load == l.scales.size();
@@ -1039,6 +1089,11 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
       m.residual = parseResidual(r, m, full);
     }
     arrays.push_back(std::move(m));
+  }
+  try {
+    seriesOf(arrays);  // the windows of each array tile its steps; every array has one grid
+  } catch (const Error& e) {
+    throw Error(std::string("archive: ") + e.what());
   }
   return arrays;
 }

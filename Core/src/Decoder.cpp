@@ -6,6 +6,7 @@
 #include "ecnr/Blocks.h"
 #include "ecnr/MemoryEstimate.h"
 #include "ecnr/Pyramid.h"
+#include "ecnr/Series.h"
 
 namespace ecnr {
 
@@ -265,6 +266,15 @@ Field Decoder::assembleStep(int64_t t, int used) {
     for (size_t i = 0; i < s.size(); ++i) out.values[i] += w * s[i];
   }
   cache_.clear();
+  return out;
+}
+
+Field decodeSeries(const SeriesView& series) {
+  Field out(series.dims());
+  for (const Model* w : series.windows) {
+    const Field f = Decoder(*w).decodeAll();
+    std::copy(f.values.begin(), f.values.end(), out.step(w->firstStep));
+  }
   return out;
 }
 

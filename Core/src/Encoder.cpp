@@ -12,6 +12,7 @@
 #include "ecnr/Ensemble.h"
 #include "ecnr/Pyramid.h"
 #include "ecnr/Quality.h"
+#include "ecnr/Series.h"
 #include "ecnr/SizeModel.h"
 
 namespace ecnr {
@@ -181,6 +182,30 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
              EncodeReport* report) {
   if (settings.mode == QualityMode::Expert) return encodeNetwork(field, meta, settings, progress, report);
   return encodeWithQuality(field, meta, settings, progress, report);
+}
+
+std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
+                                 int64_t windowSteps, const Progress& progress, std::vector<EncodeReport>* reports) {
+  validateDims(field.dims);
+  if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");
+  if (!meta.times.empty() && int64_t(meta.times.size()) != field.dims.t)
+    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(field.dims.t) + " steps");
+  const int64_t T = field.dims.t;
+  const int64_t w = windowSteps <= 0 || windowSteps >= T ? T : windowSteps;
+  const int64_t count = (T + w - 1) / w;
+  std::vector<Model> out;
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t first = k * w, n = std::min(w, T - first);
+    auto [part, partMeta] = sliceWindow(field, meta, first, n);
+    if (count > 1)
+      progress.report(double(k) / double(count), "time window " + std::to_string(k + 1) + "/" + std::to_string(count) +
+                                                     ": steps " + std::to_string(first) + "-" + std::to_string(first + n - 1));
+    EncodeReport rep;
+    out.push_back(encode(part, partMeta, settings, progress, &rep));
+    out.back().firstStep = first;
+    if (reports) reports->push_back(rep);
+  }
+  return out;
 }
 
 Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,

@@ -324,10 +324,12 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
       // network through the blocks per MLP instead, which scales its weight bytes nearly in proportion, so that the
       // network itself fills its share and the correction only the few per cent left (BENCHMARKS.md: at
       // CR 100-300 the network's bytes buy more PSNR than the correction's).
-      const double wanted = 0.97 * share * budget, limit = share * budget;
+      // A network up to 5 % over its share is kept (the ratio still lands within 5 % of R): at these ratios the
+      // network's own bytes buy more PSNR than the correction's (BENCHMARKS.md, "Quality modes").
+      const double wanted = 0.97 * share * budget, limit = share * budget / 0.95;
       NetworkSizer sizer(net, settings, field.dims);
       EncoderSettings resized;
-      // Keep the largest network within the share (else the smallest); stop once it fills 95 % of `wanted`.
+      // Keep the largest network within the limit (else the smallest); stop once it fills 95 % of `wanted`.
       while (rep.networkAttempts < kMaxNetworks &&
              !(double(net.bytes) <= limit && double(net.bytes) >= 0.95 * wanted) && sizer.next(wanted, resized)) {
         Network next = trainNetwork(field, meta, resized, R / share, progress, rep);

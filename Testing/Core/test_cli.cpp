@@ -456,3 +456,31 @@ TEST(Cli, QualityModeArgumentsAreChecked) {
     EXPECT_FALSE(exists(dir / "f.ecnr"));
   }
 }
+
+TEST(Cli, TimeWindowsAndAppendGrowTheSeries) {
+  TempDir dir;
+  const Field f = smoothField(Dims4{12, 10, 8, 5});
+  writeNpy(f, dir / "f.npy");
+  ASSERT_EQ(runCli(with(compressArgs(dir / "f.npy", dir / "f.ecnr"), {"--window", "2"})).status, 0);
+  EXPECT_TRUE(contains(runCli({"info", dir / "f.ecnr"}).output, "in 3 time windows"));
+  Field more = smoothField(Dims4{12, 10, 8, 2}, 1.0f);
+  writeNpy(more, dir / "more.npy");
+  const std::string before = readText(dir / "f.ecnr");
+  const CliRun app = runCli(with({"append", dir / "f.ecnr", dir / "more.npy"},
+                                 {"--preset", "fast", "--scales", "2", "--epochs", "2,2", "--threads", "2", "--quiet"}));
+  ASSERT_EQ(app.status, 0) << app.output;
+  EXPECT_TRUE(contains(app.output, "now 7 steps")) << app.output;
+  ASSERT_EQ(runCli({"decompress", dir / "f.ecnr", dir / "all.npy", "--quiet"}).status, 0);
+  EXPECT_EQ(readNpy(dir / "all.npy").dims, (Dims4{12, 10, 8, 7}));
+  ASSERT_EQ(runCli({"decompress", dir / "f.ecnr", dir / "s6.npy", "--timestep", "6", "--quiet"}).status, 0);
+  const Field s6 = readNpy(dir / "s6.npy");
+  double worst = 0;
+  for (size_t i = 0; i < s6.values.size(); ++i) worst = std::max(worst, std::fabs(double(s6.values[i]) - more.step(1)[i]));
+  EXPECT_LT(worst, 0.5);  // the appended step, not a copy of an older one (2 epochs: coarse, but close)
+  // A different grid is refused and the archive keeps its bytes.
+  writeNpy(smoothField(Dims4{6, 6, 6, 2}), dir / "small.npy");
+  const std::string grown = readText(dir / "f.ecnr");
+  EXPECT_EQ(runCli({"append", dir / "f.ecnr", dir / "small.npy", "--quiet"}).status, 1);
+  EXPECT_EQ(readText(dir / "f.ecnr"), grown);
+  EXPECT_NE(grown, before);
+}

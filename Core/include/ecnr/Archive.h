@@ -10,11 +10,12 @@
 
 namespace ecnr {
 
-/// 2: entropy-coded Scale payloads (1 is still read); 3: a file with a Residual section (written as 3 so that a
-/// version-2 reader refuses it instead of skipping the correction and silently losing the error bound).
+/// 2: entropy-coded Scale payloads (1 is still read); 3: a file with a Residual or Window section (written as 3 so
+/// that a version-2 reader refuses it instead of skipping the correction and silently losing the error bound, or
+/// reading time windows as separate arrays).
 constexpr uint32_t kArchiveVersion = 3;
 
-enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3, Residual = 4 };
+enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3, Residual = 4, Window = 5 };
 
 /// One entry of the table of contents.
 struct SectionInfo {
@@ -40,8 +41,13 @@ struct ComponentBytes {
 /// What a Residual section adds to an archive (payload + its table-of-contents entry), without serializing.
 uint64_t residualSectionBytes(const ResidualCorrection& c);
 
-/// Serializes one or more arrays (same dims) into archive bytes.
+/// Serializes one or more parts into archive bytes: arrays of one grid, each array one Model or several time
+/// windows (Series.h; Model::firstStep, which seriesOf checks).
 std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays);
+
+/// Archive bytes with `parts` (new time windows, usually) added after the existing sections, which are copied
+/// byte for byte: nothing already in the file is re-encoded. The result must still form valid series (seriesOf).
+std::vector<uint8_t> appendToArchive(const uint8_t* data, size_t size, const std::vector<Model>& parts);
 /// Parses archive bytes; every length, count and checksum is verified; errors name the section.
 /// maxScales < 0 loads every scale; otherwise only the coarsest maxScales scales of each array are decoded and
 /// checksummed. The finer scales then keep their grid (dims, halved axes, block dims) but no blocks and no

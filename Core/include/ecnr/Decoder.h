@@ -26,6 +26,11 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
 /// coarser is the reconstruction of scale p-1 (nullptr for p = 0).
 Field reconstructScale(const Model& model, int p, const Field* coarser);
 
+struct SeriesView;
+
+/// Every step of an array's series (Series.h), decoded window by window (decodeAll of each, with its correction).
+Field decodeSeries(const SeriesView& series);
+
 class Decoder {
 public:
   /// The model must outlive the decoder.

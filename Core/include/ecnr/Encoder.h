@@ -44,6 +44,13 @@ struct EncodeReport {
 Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
              EncodeReport* report = nullptr);
 
+/// A series as independent windows of `windowSteps` consecutive steps (the last may be shorter; Series.h), each
+/// encoded as encode() does, one after the other (memory: one window at a time). windowSteps <= 0 or >= the step
+/// count gives one window. `report`, when given, gets one entry per window.
+std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
+                                 int64_t windowSteps, const Progress& progress,
+                                 std::vector<EncodeReport>* reports = nullptr);
+
 /// The network alone (the paper's pipeline), whatever settings.mode says.
 Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
              EncodeReport* report = nullptr);

@@ -76,7 +76,10 @@ struct ScaleModel {
 };
 
 struct Model {
-  Dims4 dims;                      ///< the original field
+  Dims4 dims;                      ///< the original field (of this time window: dims.t of its steps)
+  /// A long series is stored as windows of consecutive steps, each a Model of its own (Series.h): this one
+  /// holds steps [firstStep, firstStep + dims.t) of the series; meta.times are those steps' times.
+  int64_t firstStep = 0;
   GridMeta meta;
   float dataMin = 0, dataMax = 0;  ///< global normalization: normalized = 2 * (v - min) / (max - min) - 1
   MlpShape shape;

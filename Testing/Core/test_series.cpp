@@ -1,0 +1,132 @@
+// Series: a long series as independent time windows (issue 9): encoding window by window, the archive's Window
+// sections, decoding any step from its window alone, appending windows without touching the rest, and the checks
+// that keep windows from overlapping or leaving gaps.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "ecnr/Archive.h"
+#include "ecnr/Decoder.h"
+#include "ecnr/Encoder.h"
+#include "ecnr/Generator.h"
+#include "ecnr/Metrics.h"
+#include "ecnr/Series.h"
+
+using namespace ecnr;
+
+namespace {
+
+Field series(int n, int t, uint64_t seed = 1) {
+  GrayScottParams p;
+  p.nx = p.ny = p.nz = n;
+  p.steps = t;
+  p.seed = seed;
+  return generateGrayScott(p);
+}
+
+EncoderSettings quick() {
+  EncoderSettings s = presetSettings("fast");
+  s.epochs = {4, 4, 6};
+  s.blockDims = {8, 8, 8};
+  s.boundaryCnn = false;
+  s.verbose = false;
+  s.threads = 2;
+  return s;
+}
+
+struct Windowed {
+  Field field;
+  GridMeta meta;
+  std::vector<Model> parts;
+};
+
+const Windowed& windowed() {
+  static const Windowed w = [] {
+    Windowed out;
+    out.field = series(16, 7);
+    for (int t = 0; t < 7; ++t) out.meta.times.push_back(10.0 + 0.5 * t);
+    out.parts = encodeWindows(out.field, out.meta, quick(), 3, Progress());
+    return out;
+  }();
+  return w;
+}
+
+}  // namespace
+
+TEST(Series, WindowsTileTheSeriesAndDecodeAlone) {
+  const Windowed& w = windowed();
+  ASSERT_EQ(w.parts.size(), 3u);
+  EXPECT_EQ(w.parts[0].firstStep, 0);
+  EXPECT_EQ(w.parts[1].firstStep, 3);
+  EXPECT_EQ(w.parts[2].firstStep, 6);
+  EXPECT_EQ(w.parts[2].dims.t, 1);
+  const std::vector<uint8_t> bytes = serializeArchive(w.parts);
+  EXPECT_EQ(summarizeArchive(bytes.data(), bytes.size()).version, 3u);
+  const std::vector<Model> back = parseArchive(bytes.data(), bytes.size());
+  const SeriesView s = seriesNamed(back, "");
+  EXPECT_EQ(s.dims(), w.field.dims);
+  EXPECT_EQ(s.times(), w.meta.times);
+  const Field all = decodeSeries(s);
+  EXPECT_GT(compareFields(w.field, all).psnr, 25.0);
+  for (int64_t t = 0; t < 7; ++t) {
+    const auto [window, local] = s.locate(t);
+    EXPECT_EQ(window->firstStep + local, t);
+    const Field one = Decoder(*window).decodeStep(local);
+    for (size_t i = 0; i < one.values.size(); ++i) ASSERT_NEAR(one.values[i], all.step(t)[i], 1e-5) << "step " << t;
+  }
+  EXPECT_THROW(s.locate(7), Error);
+}
+
+TEST(Series, AppendCopiesTheArchiveAndAddsSteps) {
+  const Windowed& w = windowed();
+  const std::vector<uint8_t> first = serializeArchive({w.parts[0]});
+  EXPECT_EQ(summarizeArchive(first.data(), first.size()).version, 2u);  // one window from step 0: no Window section
+  std::vector<Model> more{w.parts[1], w.parts[2]};
+  const std::vector<uint8_t> appended = appendToArchive(first.data(), first.size(), more);
+  const ArchiveSummary a = summarizeArchive(first.data(), first.size()), b = summarizeArchive(appended.data(), appended.size());
+  for (size_t k = 0; k < a.sections.size(); ++k) {  // every old section is there, byte for byte
+    const SectionInfo& x = a.sections[k];
+    const SectionInfo& y = b.sections[k];
+    ASSERT_EQ(x.length, y.length);
+    EXPECT_TRUE(std::equal(first.begin() + long(x.offset), first.begin() + long(x.offset + x.length),
+                           appended.begin() + long(y.offset)));
+  }
+  const std::vector<Model> back = parseArchive(appended.data(), appended.size());
+  EXPECT_EQ(decodeSeries(seriesNamed(back, "")).values,
+            decodeSeries(seriesNamed(parseArchive(serializeArchive(w.parts).data(), serializeArchive(w.parts).size()), ""))
+                .values);
+}
+
+TEST(Series, OverlapsGapsAndMismatchedGridsAreRefused) {
+  const Windowed& w = windowed();
+  std::vector<Model> overlap{w.parts[0], w.parts[1]};
+  overlap[1].firstStep = 2;
+  EXPECT_THROW(serializeArchive(overlap), Error);
+  std::vector<Model> gap{w.parts[0], w.parts[1]};
+  gap[1].firstStep = 4;
+  try {
+    serializeArchive(gap);
+    FAIL() << "a gap between windows was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gap"), std::string::npos) << e.what();
+  }
+  const std::vector<uint8_t> one = serializeArchive({w.parts[0]});
+  EXPECT_THROW(appendToArchive(one.data(), one.size(), {w.parts[2]}), Error);  // steps 3-5 missing
+  Model other = encodeWindows(series(8, 2), GridMeta{}, quick(), 0, Progress()).at(0);
+  other.firstStep = 3;
+  EXPECT_THROW(appendToArchive(one.data(), one.size(), {other}), Error);  // another grid
+  other.meta.arrayName = "second";
+  other.firstStep = 0;
+  EXPECT_THROW(serializeArchive({w.parts[0], other}), Error);  // arrays of different grids
+}
+
+TEST(Series, DamagedWindowSectionIsRefused) {
+  const Windowed& w = windowed();
+  std::vector<uint8_t> bytes = serializeArchive(w.parts);
+  const ArchiveSummary sum = summarizeArchive(bytes.data(), bytes.size());
+  const auto it = std::find_if(sum.sections.begin(), sum.sections.end(),
+                               [](const SectionInfo& s) { return s.type == SectionType::Window; });
+  ASSERT_NE(it, sum.sections.end());
+  bytes[size_t(it->offset)] ^= 1;
+  EXPECT_THROW(parseArchive(bytes.data(), bytes.size()), Error);
+}
