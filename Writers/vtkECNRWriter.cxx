@@ -16,9 +16,33 @@
 
 #include "ecnr/Archive.h"
 #include "ecnr/Encoder.h"
+#include "ecnr/Series.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
+
+// The new steps become new windows after the archive's last step; its sections are copied as they are and the
+// file is replaced atomically. Every array of the archive must be written again, with the same grid.
+namespace
+{
+void appendWindows(const char* fileName, std::vector<ecnr::Model>& models)
+{
+  std::ifstream in(fileName, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<ecnr::Model> existing = ecnr::parseArchive(bytes.data(), bytes.size());
+  const std::vector<ecnr::SeriesView> series = ecnr::seriesOf(existing);
+  for (ecnr::Model& m : models)
+  {
+    m.firstStep += series.front().steps();
+  }
+  const std::vector<uint8_t> out = ecnr::appendToArchive(bytes.data(), bytes.size(), models);
+  ecnr::writeFileAtomic(fileName, out.data(), out.size());
+}
+}  // namespace
+
 
 vtkStandardNewMacro(vtkECNRWriter);
 
@@ -347,11 +371,18 @@ bool vtkECNRWriter::EncodeAndWrite()
       models.insert(models.end(), windows.begin(), windows.end());
       d.fields[i] = ecnr::Field();  // free the input copy as soon as it is encoded
     }
-    ecnr::writeArchive(models, this->FileName);
     double raw = 0;
     for (const ecnr::Model& m : models)
     {
       raw += 4.0 * static_cast<double>(m.dims.count());
+    }
+    if (this->Append && std::filesystem::exists(this->FileName))
+    {
+      appendWindows(this->FileName, models);
+    }
+    else
+    {
+      ecnr::writeArchive(models, this->FileName);
     }
     this->AchievedRatio = raw / static_cast<double>(ecnr::summarizeArchive(this->FileName).fileBytes);
     this->AchievedPSNR = psnrSum / static_cast<double>(arrays);
@@ -398,7 +429,7 @@ void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
   os << indent << "Pruning: " << this->Pruning << ", QuantizationBits: " << this->QuantizationBits
      << ", BoundaryCNN: " << this->BoundaryCNN << "\n";
   os << indent << "Mode: " << this->Mode << ", ModeValue: " << this->ModeValue << "\n";
-  os << indent << "TimeWindow: " << this->TimeWindow << "\n";
+  os << indent << "TimeWindow: " << this->TimeWindow << ", Append: " << this->Append << "\n";
   os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
   os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
 }

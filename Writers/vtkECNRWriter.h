@@ -79,6 +79,11 @@ public:
   /// step from its window only, and `ecnr append` can add windows later (ecnr/Series.h).
   vtkSetClampMacro(TimeWindow, int, 0, VTK_INT_MAX);
   vtkGetMacro(TimeWindow, int);
+  /// When FileName exists: add the written steps to it as new time windows after its last step (a pvbatch script
+  /// walking a running simulation's output), copying what it holds; every array of it must be written again.
+  vtkSetMacro(Append, int);
+  vtkGetMacro(Append, int);
+  vtkBooleanMacro(Append, int);
   ///@}
 
   ///@{
@@ -129,6 +134,7 @@ private:
   int Mode = 0;
   double ModeValue = 0;
   int TimeWindow = 0;
+  int Append = 0;
   double AchievedRatio = 0;
   double AchievedPSNR = 0;
 

@@ -44,6 +44,7 @@ std::vector<SeriesView> seriesOf(const std::vector<Model>& parts) {
     std::stable_sort(s.windows.begin(), s.windows.end(),
                      [](const Model* a, const Model* b) { return a->firstStep < b->firstStep; });
     int64_t next = 0;
+    const Model* previous = nullptr;
     for (const Model* w : s.windows) {
       const std::string where = "array '" + s.name + "': the window at step " + std::to_string(w->firstStep);
       if (w->firstStep != next)
@@ -51,6 +52,12 @@ std::vector<SeriesView> seriesOf(const std::vector<Model>& parts) {
                                                                                      std::to_string(next - 1)));
       const Dims4& a = w->dims, &b = s.windows.front()->dims;
       if (a.x != b.x || a.y != b.y || a.z != b.z) throw Error(where + " has grid " + a.str() + ", the first " + b.str());
+      // Readers look a time value up in the series' times: a window's must come after the one before it.
+      if (previous && !previous->meta.times.empty() && !w->meta.times.empty() &&
+          !(w->meta.times.front() > previous->meta.times.back()))
+        throw Error(where + " starts at time " + std::to_string(w->meta.times.front()) +
+                    ", not after the previous window's last time " + std::to_string(previous->meta.times.back()));
+      previous = w;
       next += w->dims.t;
     }
   }

@@ -41,6 +41,32 @@ for i, t in enumerate(td.times(v.shape[0])):
     psnr = 20 * np.log10(rng) - 10 * np.log10(np.mean((d.astype(np.float64) - v[i]) ** 2))
     check(psnr > PSNR_FLOOR, "step %d: PSNR %.1f dB" % (i, psnr))
 
+# Append: the same steps again, 10 time units later, as new windows of the same file (a pvbatch script walking
+# a running simulation's output); then steps whose times do not follow are refused and the file is kept.
+later = os.path.join(work, "data", "later.pvd")
+with open(pvd) as f:
+    text = f.read()
+for t in td.times(v.shape[0]):
+    text = text.replace('timestep="%r"' % t, 'timestep="%r"' % (t + 10.0))
+with open(later, "w") as f:
+    f.write(text)
+writer = CreateWriter(archive, PVDReader(FileName=later), Preset="fast", Epochs="4,4,4", Threads=2, BoundaryCNN=0,
+                      TimeWindow=5, Append=1)
+writer.UpdatePipeline()
+reader = OpenDataFile(archive)
+times = list(reader.TimestepValues)
+check(len(times) == 2 * v.shape[0] and times[-1] == td.times(v.shape[0])[-1] + 10.0, "appended times %s" % times)
+reader.UpdatePipeline(times[-1])
+out = reader.GetClientSideObject().GetOutputDataObject(0)
+d = vtk_to_numpy(out.GetPointData().GetArray("V")).reshape(v.shape[1:])
+psnr = 20 * np.log10(rng) - 10 * np.log10(np.mean((d.astype(np.float64) - v[-1]) ** 2))
+check(psnr > PSNR_FLOOR, "last appended step: PSNR %.1f dB" % psnr)
+size = os.path.getsize(archive)
+writer = CreateWriter(archive, PVDReader(FileName=pvd), Preset="fast", Epochs="4,4,4", Threads=2, BoundaryCNN=0,
+                      Append=1)
+writer.UpdatePipeline()
+check(os.path.getsize(archive) == size, "steps at earlier times are refused and the archive is kept")
+
 if failures:
     print("%d check(s) failed" % len(failures))
     sys.exit(1)
