@@ -16,7 +16,7 @@ namespace {
 
 // A network alone landing above P + 1 dB, or above its share of a ratio's budget, is retrained smaller: at most
 // this many networks per encode.
-constexpr int kMaxNetworks = 3;  // ratio mode: the chooser's network and two resized
+constexpr int kMaxNetworks = 4;  // the chooser's network and up to three resized
 // The slack kept for decode paths nobody measured (another compiler's rounding): this fraction of the range.
 constexpr double kSlackFloor = 1e-7;
 
@@ -134,14 +134,24 @@ public:
   }
 
   /// Settings for about `wanted` archive bytes; false when the blocks per MLP would repeat a network tried.
+  /// The power law is fitted on the two networks tried that bracket `wanted` (else the two nearest to it).
   bool next(double wanted, EncoderSettings& out) {
     const double w = wanted - fixed_;
     if (w <= 0.05 * fixed_) return false;
-    const auto& [k2, b2] = tried_.back();
+    std::vector<std::pair<double, double>> byDistance = tried_;
+    std::sort(byDistance.begin(), byDistance.end(), [&](const auto& a, const auto& b) {
+      return std::fabs(std::log(a.second / w)) < std::fabs(std::log(b.second / w));
+    });
+    const auto [k2, b2] = byDistance.front();
     double beta = 1.0;
-    if (tried_.size() >= 2) {
-      const auto& [k1, b1] = tried_[tried_.size() - 2];
-      const double fit = -std::log(b2 / b1) / std::log(k2 / k1);
+    if (byDistance.size() >= 2) {
+      auto other = byDistance.begin() + 1;  // prefer a point on the other side of `wanted`
+      for (auto it = other; it != byDistance.end(); ++it)
+        if ((it->second - w) * (b2 - w) < 0) {
+          other = it;
+          break;
+        }
+      const double fit = -std::log(b2 / other->second) / std::log(k2 / other->first);
       if (std::isfinite(fit) && fit > 0.2 && fit < 5) beta = fit;
     }
     const double k = k2 * std::pow(b2 / w, 1.0 / beta);
@@ -300,14 +310,39 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
     case QualityMode::Psnr: {
       const double P = settings.targetPsnr;
       if (!(P > 0) || !std::isfinite(P) || P > 300) throw Error("psnr mode needs a --target-psnr in (0, 300] dB");
-      double ratio = settings.targetRatio;
-      net = trainNetwork(field, meta, settings, ratio, progress, rep);
-      // Above P + 1 on its own: a smaller network plus a correction is fewer bytes for the same PSNR.
-      while (net.psnr > P + 1.0 && rep.networkAttempts < kMaxNetworks) {
-        ratio *= 4;
-        Network smaller = trainNetwork(field, meta, settings, ratio, progress, rep);
-        if (smaller.bytes >= net.bytes) break;  // the block chooser cannot go smaller
-        net = std::move(smaller);
+      // The network's bytes buy PSNR far cheaper than the correction's (BENCHMARKS.md, "Quality modes"): size the
+      // network to reach about P itself (PSNR taken as linear in log2 bytes, fitted on the networks tried), let
+      // the correction close the last fraction of a dB, and keep the network with the fewest bytes in all.
+      net = trainNetwork(field, meta, settings, settings.targetRatio, progress, rep);
+      NetworkSizer sizer(net, settings, field.dims);
+      auto total = [&](const Network& n) {
+        if (n.psnr > P + 1.0) return HUGE_VAL;  // it alone would land above P + 1
+        Model m = n.model;
+        correctToPsnr(m, field, n.decoded, P);
+        return double(n.bytes + residualSectionBytes(m.residual));
+      };
+      double best = total(net);
+      std::vector<std::pair<double, double>> tried{{double(net.bytes), net.psnr}};  // (bytes, PSNR)
+      EncoderSettings resized;
+      while (rep.networkAttempts < kMaxNetworks) {
+        const auto [bytes, psnr] = tried.back();
+        double slope = 5.0;  // dB per doubling of the bytes, until two networks say better
+        if (tried.size() >= 2) {
+          const auto [b1, p1] = tried[tried.size() - 2];
+          const double fit = (psnr - p1) / std::log2(bytes / b1);
+          if (std::isfinite(fit)) slope = std::clamp(fit, 1.5, 12.0);
+        }
+        if (psnr >= P && psnr <= P + 0.5) break;  // the network alone lands: nothing smaller will
+        const double wanted = bytes * std::pow(2.0, (P + 0.2 - psnr) / slope);
+        if (std::fabs(std::log2(wanted / bytes)) < 0.03 || !sizer.next(wanted, resized)) break;
+        Network n = trainNetwork(field, meta, resized, settings.targetRatio, progress, rep);
+        sizer.record(n);
+        tried.push_back({double(n.bytes), n.psnr});
+        const double t = total(n);
+        if (t < best || !std::isfinite(best)) {
+          best = t;
+          net = std::move(n);
+        }
       }
       correction = Timer();
       achieved = correctToPsnr(net.model, field, net.decoded, P);

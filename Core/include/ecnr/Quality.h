@@ -3,10 +3,12 @@
 // asked:
 //   MaxError : every voxel within E of the original, on every decoder path (E minus the decoders' measured
 //              disagreement is what the quantization gets; voxels it cannot bring within E are stored exactly).
-//   Psnr     : the largest correction step whose PSNR is at least P (the network is retrained smaller when it
-//              alone lands above P + 1).
-//   Ratio    : the network sized for networkShare of the byte budget, the correction's step chosen so the
-//              archive lands within +-10 % of the ratio (the network is retrained smaller when it is too big).
+//   Psnr     : the network sized (blocks per MLP, up to four trainings) to reach about P itself, then the largest
+//              correction step that reaches P; the network with the fewest bytes in all is kept.
+//   Ratio    : the network sized for networkShare of the byte budget (the same way), then the correction's step
+//              chosen to fill what is left, so the archive lands within +-10 % of the ratio.
+// At CR 50-300 the network's bytes buy far more PSNR than the correction's, so both modes size the network first
+// and leave the correction the last fraction (BENCHMARKS.md, "Quality modes").
 #pragma once
 
 #include "ecnr/Encoder.h"
