@@ -37,7 +37,7 @@ section=$(mktemp)
   echo
   cat "$out.ratio.md"
   echo
-  echo "### Target PSNR (on the CR-300 network of the ratio mode)"
+  echo "### Target PSNR: the mode (it sizes its own network), and the correction alone on the CR-300 network"
   echo
   cat "$out.psnr.md"
   echo
