@@ -11,7 +11,7 @@ packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-pthread lib
 # full CMake config asks for (Qt, for the writer's size-estimate widget), and what the ParaView tests run
 # (mpiexec for pvbatch pieces, Xvfb for rendering).
 if [[ " $* " == *" -DECNR_BUILD_PARAVIEW=ON "* ]]; then
-  packages+=(paraview paraview-dev python3-paraview python3-numpy
+  packages+=(paraview paraview-dev python3-paraview python3-numpy python3-matplotlib
              libqt5svg5-dev libutfcpp-dev qttools5-dev libxml2-dev libhdf5-dev libogg-dev libtheora-dev
              libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgl2ps-dev libnetcdf-dev libgdal-dev
              libopenmpi-dev libglew-dev libdouble-conversion-dev libfreetype-dev qtxmlpatterns5-dev-tools

@@ -47,14 +47,6 @@ Result run(const Field& f, const GridMeta& meta, const EncoderSettings& s) {
   return r;
 }
 
-// Reference figures from the deep compression issue: public builds of SPERR 0.8.5, TTHRESH and SZ3 3.3 run on
-// ../shared/data, PSNR over the data range at CR 300 and 1000 (interpolated in log CR on each tool's best settings).
-const std::map<std::string, std::array<double, 6>> kReference = {
-    {"ct_cranium", {40.3, 34.7, 33.9, 34.5, 29.9, 30.3}},
-    {"rm_entropy", {43.0, 35.2, 33.1, 34.2, 28.5, 27.9}},
-    {"navy_uwnd", {33.5, 32.3, 27.2, 29.1, 27.7, 24.0}},
-};
-
 /// PSNR at `cr` by linear interpolation in log CR between the measured points that bracket it; NaN outside.
 double psnrAt(std::vector<std::pair<double, double>> pts, double cr) {
   std::sort(pts.begin(), pts.end());
@@ -122,18 +114,7 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
 // Block edges of the rate-distortion sweep: the archive size follows the block size (more, smaller blocks: more
 // MLPs), so a sweep over edges spans the ratios; a dataset's config line may give its own with --rd-edges.
 std::vector<int> sweepEdges(std::string& options) {
-  std::vector<int> edges{16, 24, 32, 48};
-  const auto at = options.find("--rd-edges");
-  if (at == std::string::npos) return edges;
-  std::stringstream ss(options.substr(at + 10));
-  std::string list;
-  ss >> list;
-  options.erase(at, 10 + 1 + list.size());
-  edges.clear();
-  std::stringstream items(list);
-  std::string item;
-  while (std::getline(items, item, ',')) edges.push_back(std::stoi(item));
-  return edges;
+  return parseIntList(takeOption(options, "--rd-edges", "16,24,32,48"));
 }
 
 void rd(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSettings& base,
@@ -149,8 +130,9 @@ void rd(const Dataset& d, const Field& f, const GridMeta& meta, const EncoderSet
            << (x.summary.bytes.cnn > 0 ? "yes" : "no") << " | " << std::setprecision(1) << x.seconds << " |\n";
     std::cerr << d.name << ": block " << edge << ": CR " << x.ratio << ", PSNR " << x.psnr << "\n";
   }
-  const auto ref = kReference.find(d.name);
-  auto refCell = [&](int k) { return ref == kReference.end() ? std::string("—") : dB(ref->second[size_t(k)]); };
+  const auto& figures = referenceFigures();
+  const auto ref = figures.find(d.name);
+  auto refCell = [&](int k) { return ref == figures.end() ? std::string("—") : dB(ref->second[size_t(k)]); };
   md << "| " << d.name << " | " << dB(psnrAt(pts, 300)) << " | " << refCell(0) << " / " << refCell(1) << " / "
      << refCell(2) << " | " << dB(psnrAt(pts, 1000)) << " | " << refCell(3) << " / " << refCell(4) << " / " << refCell(5)
      << " |\n";

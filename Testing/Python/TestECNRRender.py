@@ -11,10 +11,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ecnr_testdata as td  # noqa: E402
 
 from paraview.simple import *  # noqa: E402,F401,F403
-from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
-from vtkmodules.util.numpy_support import numpy_to_vtk  # noqa: E402
-from vtkmodules.vtkCommonDataModel import vtkImageData  # noqa: E402
-from vtkmodules.vtkIOImage import vtkPNGReader, vtkPNGWriter  # noqa: E402
 
 MAX_MEAN_DIFF = 12.0  # mean |difference| per channel (0-255) allowed between decoded and original images
 cli, work = sys.argv[1], sys.argv[2]
@@ -73,30 +69,10 @@ def shoot(source, kind, name):
     return path
 
 
-def load(path):
-    r = vtkPNGReader()
-    r.SetFileName(path)
-    r.Update()
-    img = r.GetOutput()
-    nx, ny, _ = img.GetDimensions()
-    return vtk_to_numpy(img.GetPointData().GetScalars()).reshape(ny, nx, -1)[:, :, :3].astype(np.float64)
-
-
-def save(pixels, path):
-    ny, nx, _ = pixels.shape
-    img = vtkImageData()
-    img.SetDimensions(nx, ny, 1)
-    img.GetPointData().SetScalars(numpy_to_vtk(pixels.reshape(-1, 3).astype(np.uint8), deep=1))
-    w = vtkPNGWriter()
-    w.SetFileName(path)
-    w.SetInputData(img)
-    w.Write()
-
-
 rows = []
 for kind in ("volume", "isosurface"):
-    a = load(shoot(original, kind, "original"))
-    b = load(shoot(decoded, kind, "decoded"))
+    a = td.load_png(shoot(original, kind, "original"))
+    b = td.load_png(shoot(decoded, kind, "decoded"))
     rows.append(np.concatenate([a, b], axis=1))
     background = np.all(np.abs(a - a[0, 0]) < 2, axis=2)
     covered = 1.0 - background.mean()
@@ -107,7 +83,7 @@ for kind in ("volume", "isosurface"):
     check(diff < MAX_MEAN_DIFF, "%s: decoded looks like the original (%.2f < %.1f)" % (kind, diff, MAX_MEAN_DIFF))
 
 # original | decoded, volume rendering above the isosurface (the README's screenshot)
-save(np.concatenate(rows[::-1], axis=0), os.path.join(work, "comparison.png"))
+td.save_png(np.concatenate(rows[::-1], axis=0), os.path.join(work, "comparison.png"))
 
 if failures:
     print("%d check(s) failed" % len(failures))

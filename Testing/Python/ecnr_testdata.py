@@ -1,11 +1,13 @@
 """Test data for the ParaView tests: the embedded Gray-Scott series (from `ecnr generate`) written as a .vti
-series with a .pvd index, so that it reaches the plugin through an ordinary ParaView reader."""
+series with a .pvd index, so that it reaches the plugin through an ordinary ParaView reader; RGB PNG reading and
+writing for the rendering checks (also used by Testing/Benchmarks/rd_metrics.py)."""
 import os
 import subprocess
 
 import numpy as np
-from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkIOImage import vtkPNGReader, vtkPNGWriter
 from vtkmodules.vtkIOXML import vtkXMLImageDataWriter
 
 SPACING = (0.5, 0.5, 0.75)
@@ -63,3 +65,25 @@ def psnr(original, decoded):
     rng = float(original.max() - original.min())
     mse = float(np.mean((original.astype(np.float64) - decoded.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 20 * np.log10(rng) - 10 * np.log10(mse)
+
+
+def load_png(path):
+    """RGB pixels of a PNG as float64, shape (rows, cols, 3), first row = bottom of the image (VTK's order)."""
+    r = vtkPNGReader()
+    r.SetFileName(path)
+    r.Update()
+    img = r.GetOutput()
+    nx, ny, _ = img.GetDimensions()
+    return vtk_to_numpy(img.GetPointData().GetScalars()).reshape(ny, nx, -1)[:, :, :3].astype(np.float64)
+
+
+def save_png(pixels, path):
+    """Writes RGB pixels (rows, cols, 3; values 0-255) in the order load_png returns them."""
+    ny, nx, _ = pixels.shape
+    img = vtkImageData()
+    img.SetDimensions(nx, ny, 1)
+    img.GetPointData().SetScalars(numpy_to_vtk(pixels.reshape(-1, 3).astype(np.uint8), deep=1))
+    w = vtkPNGWriter()
+    w.SetFileName(path)
+    w.SetInputData(img)
+    w.Write()
