@@ -108,6 +108,13 @@ uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolutio
     previous = here;
   }
   if (fullResolution || count == 0) peak = std::max(peak, add(mul(uint64_t(m.dims.count()), kFloat), previous));
+  // The correction (Residual.cpp), applied after the decode: its streams, and per decoding thread one step's
+  // integers and symbols (16 bytes a voxel).
+  if (m.residual.hasCorrection() && used == count) {
+    const uint64_t threads = std::min<uint64_t>(uint64_t(m.dims.t), std::max(1u, std::thread::hardware_concurrency()));
+    model = add(model, m.residual.bytes());
+    peak = add(peak, mul(mul(uint64_t(m.dims.voxelsPerStep()), 16), threads));
+  }
   return add(model, peak);
 }
 
