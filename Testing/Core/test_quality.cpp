@@ -14,7 +14,6 @@
 #include "ecnr/Archive.h"
 #include "ecnr/Decoder.h"
 #include "ecnr/Encoder.h"
-#include "ecnr/Generator.h"
 #include "ecnr/Metrics.h"
 #include "ecnr/Quality.h"
 #include "ecnr/Residual.h"
@@ -25,11 +24,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Field grayScott(int n, int t) {
-  GrayScottParams p;
-  p.nx = p.ny = p.nz = n;
-  p.steps = t;
-  return generateGrayScott(p);
+// A smooth field with structure at several scales (the generator's Gray-Scott pattern dies out below 32^3:
+// its range there is ~1e-15).
+Field waves(int n, int t) {
+  Field f(Dims4{n, n, n, t});
+  for (int64_t s = 0; s < t; ++s)
+    for (int64_t z = 0; z < n; ++z)
+      for (int64_t y = 0; y < n; ++y)
+        for (int64_t x = 0; x < n; ++x)
+          f.at(x, y, z, s) = float(std::sin(0.45 * double(x) + 0.2 * double(s)) * std::cos(0.3 * double(y)) +
+                                   0.3 * std::sin(1.3 * double(z + x) - 0.5 * double(s)));
+  return f;
 }
 
 // A short training: these tests check the bound, not the network's quality.
@@ -98,7 +103,7 @@ Model encodeMaxError(const Field& f, double relative, bool cnn = false) {
 // ---- max-error mode ----------------------------------------------------------------------------------------
 
 TEST(QualityMaxError, BoundHoldsOnEveryDecoderPathFrom1em1To1em5OfTheRange) {
-  const Field f = grayScott(16, 4);
+  const Field f = waves(16, 4);
   const auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
   const double range = double(*hi) - *lo;
   for (double e : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5}) {
@@ -111,7 +116,7 @@ TEST(QualityMaxError, BoundHoldsOnEveryDecoderPathFrom1em1To1em5OfTheRange) {
 }
 
 TEST(QualityMaxError, BoundHoldsWithTheBoundaryCnnAndOnRandomData) {
-  const Field f = grayScott(16, 3);
+  const Field f = waves(16, 3);
   const auto [lo, hi] = std::minmax_element(f.values.begin(), f.values.end());
   expectBoundOnEveryPath(f, encodeMaxError(f, 1e-3, true), 1e-3 * (double(*hi) - *lo));
 
@@ -132,7 +137,7 @@ TEST(QualityMaxError, ConstantFieldFloatLimitsAndASpikeKeepTheBound) {
     huge.values[i] = float(3.0e38 * std::sin(0.37 * double(i)));  // range ~6e38: beyond FLT_MAX
   expectBoundOnEveryPath(huge, encodeMaxError(huge, 1e-4), 1e-4 * 6.0e38);
 
-  Field spike = grayScott(16, 2);
+  Field spike = waves(16, 2);
   spike.at(7, 8, 9, 1) = 1000.0f;  // one voxel far outside the rest of the data
   expectBoundOnEveryPath(spike, encodeMaxError(spike, 1e-5), 1e-5 * 1000.0);
 }
@@ -150,7 +155,7 @@ TEST(QualityMaxError, RealDataKeepsTheBound) {
 // ---- the archive and the decoder's switches ----------------------------------------------------------------
 
 TEST(QualityArchive, CorrectionIsVersion3AndSkippedByPreviewsAndWhenSwitchedOff) {
-  const Field f = grayScott(16, 3);
+  const Field f = waves(16, 3);
   const Model m = encodeMaxError(f, 1e-3);
   const std::vector<uint8_t> bytes = serializeArchive({m});
   const ArchiveSummary sum = summarizeArchive(bytes.data(), bytes.size());
@@ -179,7 +184,7 @@ TEST(QualityArchive, CorrectionIsVersion3AndSkippedByPreviewsAndWhenSwitchedOff)
 }
 
 TEST(QualityArchive, CorruptResidualSectionIsRefused) {
-  const Field f = grayScott(16, 2);
+  const Field f = waves(16, 2);
   std::vector<uint8_t> bytes = serializeArchive({encodeMaxError(f, 1e-2)});
   const ArchiveSummary sum = summarizeArchive(bytes.data(), bytes.size());
   const auto it = std::find_if(sum.sections.begin(), sum.sections.end(),
@@ -199,7 +204,7 @@ TEST(QualityArchive, CorruptResidualSectionIsRefused) {
 
 // The block size is left to the chooser here: the modes resize the network through it.
 TEST(QualityModes, TargetPsnrLandsWithinOneDecibelAbove) {
-  const Field f = grayScott(32, 4);
+  const Field f = waves(32, 4);
   for (double P : {40.0, 55.0}) {
     EncoderSettings s = quick(QualityMode::Psnr);
     s.blockDims = {0, 0, 0};
@@ -214,7 +219,7 @@ TEST(QualityModes, TargetPsnrLandsWithinOneDecibelAbove) {
 }
 
 TEST(QualityModes, TargetRatioLandsWithinTenPercent) {
-  const Field f = grayScott(32, 4);
+  const Field f = waves(32, 4);
   for (double R : {20.0, 60.0}) {
     EncoderSettings s = quick(QualityMode::Ratio);
     s.blockDims = {0, 0, 0};
@@ -229,7 +234,7 @@ TEST(QualityModes, TargetRatioLandsWithinTenPercent) {
 }
 
 TEST(QualityModes, BadTargetsAreRefused) {
-  const Field f = grayScott(8, 2);
+  const Field f = waves(8, 2);
   EncoderSettings s = quick(QualityMode::MaxError);
   EXPECT_THROW(encode(f, GridMeta{}, s, Progress{}), Error);  // no bound given
   s.maxError = -1;

@@ -87,3 +87,28 @@ def save_png(pixels, path):
     w.SetFileName(path)
     w.SetInputData(img)
     w.Write()
+
+
+class Checks:
+    """check(ok, what) prints ok/FAIL lines and remembers failures; finish() exits 1 when any failed."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, ok, what):
+        print(("ok:   " if ok else "FAIL: ") + what)
+        if not ok:
+            self.failures.append(what)
+
+    def finish(self):
+        if self.failures:
+            print("%d check(s) failed" % len(self.failures))
+            raise SystemExit(1)
+        print("all checks passed")
+
+
+def decoded_step(reader, t, name="V"):
+    """The reader's local output array `name` at time t, as a flat numpy array."""
+    reader.UpdatePipeline(t)
+    out = reader.GetClientSideObject().GetOutputDataObject(0)
+    return vtk_to_numpy(out.GetPointData().GetArray(name))
