@@ -394,8 +394,12 @@ TEST(Archive, ArraysMustShareDims) {
   std::mt19937 rng(3);
   ModelSpec a, b;
   b.dims = Dims4{20, 16, 12, 5};
-  const std::vector<Model> arrays{randomModel(rng, a), randomModel(rng, b)};
+  std::vector<Model> arrays{randomModel(rng, a), randomModel(rng, b)};
+  arrays[1].meta.arrayName = "second";
   EXPECT_TRUE(contains(errorOf([&] { serializeArchive(arrays); }), "dims"));
+  // Under one name the two are time windows of one array (Series.h): both at step 0 overlap.
+  arrays[1].meta.arrayName = arrays[0].meta.arrayName;
+  EXPECT_TRUE(contains(errorOf([&] { serializeArchive(arrays); }), "overlaps"));
   EXPECT_THROW(serializeArchive({}), Error);
 }
 
