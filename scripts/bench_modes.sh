@@ -13,12 +13,16 @@ names=("$@")
 [ -x build/bin/ecnr_bench_modes ] || cmake --build build --target ecnr_bench_modes -j"$(nproc)"
 out=build/bench-modes/$preset
 mkdir -p build/bench-modes
-rm -f "$out".*.md
 start=$(date +%s)
-for n in "${names[@]}"; do
-  build/bin/ecnr_bench_modes "$conf" "$preset" "$out" "$n"
-done
+# ASSEMBLE_ONLY=1: rewrite the section from the tables already in build/bench-modes (runs done piecewise).
+if [ "${ASSEMBLE_ONLY:-0}" != 1 ]; then
+  rm -f "$out".*.md
+  for n in "${names[@]}"; do
+    build/bin/ecnr_bench_modes "$conf" "$preset" "$out" "$n"
+  done
+fi
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
+[ "${ASSEMBLE_ONLY:-0}" != 1 ] || minutes="${MINUTES:-?}"
 section=$(mktemp)
 {
   echo "<!-- bench_modes begin -->"
