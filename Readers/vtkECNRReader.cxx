@@ -32,12 +32,7 @@ struct vtkECNRReader::Internals
   std::string path;  // what `header` was read from, and when
   std::filesystem::file_time_type stamp;
   std::vector<ecnr::Model> header;  // coarsest scale of every part: array and time window (RequestInformation)
-  struct Array
-  {
-    std::string name;
-    std::vector<size_t> parts;  // its time windows (indices into header / models), by first step
-  };
-  std::vector<Array> arrays;
+  std::vector<ecnr::SeriesView> arrays;  // the arrays, each its time windows (pointing into header)
   int scales = 0;                    // scales stored per array (from the table of contents)
   std::vector<ecnr::Model> models;   // every scale, loaded by the first RequestData
   std::vector<double> times;
@@ -131,20 +126,9 @@ bool vtkECNRReader::LoadHeader()
   }
   // A long series may be stored as time windows (ecnr/Series.h): the arrays are the series, their time steps
   // all windows' steps; every array has the same steps (the archive reader checks it).
+  d.arrays = ecnr::seriesOf(d.header);
+  d.times = d.arrays.front().times();
   std::vector<const char*> names;
-  for (const ecnr::SeriesView& series : ecnr::seriesOf(d.header))
-  {
-    Internals::Array a{ series.name, {} };
-    for (const ecnr::Model* w : series.windows)
-    {
-      a.parts.push_back(static_cast<size_t>(w - d.header.data()));
-    }
-    d.arrays.push_back(a);
-    if (d.times.empty())
-    {
-      d.times = series.times();
-    }
-  }
   for (const auto& a : d.arrays)
   {
     names.push_back(a.name.c_str());
@@ -216,17 +200,9 @@ int vtkECNRReader::RequestData(vtkInformation*, vtkInformationVector**, vtkInfor
       continue;
     }
     // The time window holding the step, and the step's index in it: only that window is decoded.
-    int a = static_cast<int>(d.arrays[i].parts.front());
-    int64_t local = step;
-    for (size_t p : d.arrays[i].parts)
-    {
-      const ecnr::Model& w = d.header[p];
-      if (step >= w.firstStep && step < w.firstStep + w.dims.t)
-      {
-        a = static_cast<int>(p);
-        local = step - w.firstStep;
-      }
-    }
+    const std::pair<const ecnr::Model*, int64_t> found = d.arrays[i].locate(step);
+    const int a = static_cast<int>(found.first - d.header.data());
+    const int64_t local = found.second;
     auto hit = std::find_if(d.cache.begin(), d.cache.end(), [&](const Internals::Entry& e) {
       return e.array == a && e.step == local && e.scales == scales && e.extent == box && e.switches == switches;
     });

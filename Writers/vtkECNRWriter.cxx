@@ -16,33 +16,10 @@
 
 #include "ecnr/Archive.h"
 #include "ecnr/Encoder.h"
-#include "ecnr/Series.h"
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
-
-// The new steps become new windows after the archive's last step; its sections are copied as they are and the
-// file is replaced atomically. Every array of the archive must be written again, with the same grid.
-namespace
-{
-void appendWindows(const char* fileName, std::vector<ecnr::Model>& models)
-{
-  std::ifstream in(fileName, std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::vector<ecnr::Model> existing = ecnr::parseArchive(bytes.data(), bytes.size());
-  const std::vector<ecnr::SeriesView> series = ecnr::seriesOf(existing);
-  for (ecnr::Model& m : models)
-  {
-    m.firstStep += series.front().steps();
-  }
-  const std::vector<uint8_t> out = ecnr::appendToArchive(bytes.data(), bytes.size(), models);
-  ecnr::writeFileAtomic(fileName, out.data(), out.size());
-}
-}  // namespace
-
 
 vtkStandardNewMacro(vtkECNRWriter);
 
@@ -378,7 +355,8 @@ bool vtkECNRWriter::EncodeAndWrite()
     }
     if (this->Append && std::filesystem::exists(this->FileName))
     {
-      appendWindows(this->FileName, models);
+      // The new steps become windows after the file's last step; what it holds is copied, not re-encoded.
+      ecnr::appendStepsToArchive(this->FileName, models);
     }
     else
     {

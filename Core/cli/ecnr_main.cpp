@@ -9,7 +9,6 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -353,19 +352,6 @@ std::vector<Model> encodeParts(const Field& f, const GridMeta& meta, const Encod
   return parts;
 }
 
-Model compressTo(const Field& f, const GridMeta& meta, const EncoderSettings& s, const std::string& out, bool quiet,
-                 double* seconds) {
-  CliProgress progress(quiet);
-  EncodeReport report;
-  Timer t;
-  Model m = encode(f, meta, s, progress, &report);
-  writeArchive({m}, out);
-  *seconds = t.seconds();
-  if (!quiet) printEncodeReport(report);
-  printQualityMode(m, report);
-  return m;
-}
-
 void printQuality(const ErrorStats& e) {
   std::cout << std::fixed << std::setprecision(2) << "PSNR " << e.psnr << " dB (mean over steps "
             << e.meanStepPsnr << " dB), RMSE " << std::setprecision(6) << e.rmse << ", max abs error " << e.maxAbs
@@ -456,15 +442,7 @@ int cmdDecompress(const Args& a) {
 int cmdAppend(const Args& a) {
   if (a.positional.size() != 2) throw Error("append needs <archive.ecnr> <input>");
   const std::string path = a.positional[0];
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<Model> parts;
-  try {
-    parts = parseArchive(bytes.data(), bytes.size());
-  } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
-  }
+  const std::vector<Model> parts = readArchive(path);
   const SeriesView series = chooseSeries(parts, a, path);
   const EncoderSettings settings = settingsFrom(a);
   checkWritable(path);
@@ -478,15 +456,13 @@ int cmdAppend(const Args& a) {
   meta.arrayName = series.name;
   meta.spacing = series.windows.front()->meta.spacing;
   meta.origin = series.windows.front()->meta.origin;
+  const double last = series.times().back();
   if (meta.times.empty())  // continue the series' clock: one unit a step after its last time
-    for (int64_t t = 0; t < f.dims.t; ++t) meta.times.push_back(series.times().back() + double(t + 1));
+    for (int64_t t = 0; t < f.dims.t; ++t) meta.times.push_back(last + double(t + 1));
   Timer timer;
-  std::vector<Model> added = encodeParts(f, meta, settings, a);
-  for (Model& m : added) m.firstStep += d.t;
-  const std::vector<uint8_t> out = appendToArchive(bytes.data(), bytes.size(), added);
-  writeFileAtomic(path, out.data(), out.size());
+  const uint64_t bytes = appendStepsToArchive(path, encodeParts(f, meta, settings, a));
   std::cout << "appended " << f.dims.t << " step(s) to '" << series.name << "' of " << path << " (now " << d.t + f.dims.t
-            << " steps, " << out.size() << " bytes), " << std::fixed << std::setprecision(1) << timer.seconds()
+            << " steps, " << bytes << " bytes), " << std::fixed << std::setprecision(1) << timer.seconds()
             << " s\n";
   return 0;
 }
@@ -589,8 +565,9 @@ int cmdDemo(const Args& a) {
   std::cout << "generated Gray-Scott series " << f.dims.str() << " in " << std::fixed << std::setprecision(1)
             << t.seconds() << " s\n";
   const std::string archive = (out / "grayscott.ecnr").string();
-  double encodeSeconds = 0;
-  compressTo(f, GridMeta{}, settingsFrom(opts), archive, opts.has("--quiet"), &encodeSeconds);
+  Timer te;
+  writeArchive(encodeParts(f, GridMeta{}, settingsFrom(opts), opts), archive);
+  const double encodeSeconds = te.seconds();
   Timer td;
   const std::vector<Model> arrays = readArchive(archive);
   const Field dec = Decoder(arrays.front()).decodeAll();

@@ -1018,19 +1018,47 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
   return assemble(sections);
 }
 
-std::vector<uint8_t> appendToArchive(const uint8_t* data, size_t size, const std::vector<Model>& parts) {
+namespace {
+
+// `existing` = parseArchive(data, size), which verified every checksum of what is copied.
+std::vector<uint8_t> appendParsed(const uint8_t* data, size_t size, std::vector<Model> existing,
+                                  const std::vector<Model>& parts) {
   if (parts.empty()) throw Error("cannot append: nothing to add");
-  std::vector<Model> all = parseArchive(data, size);  // verifies every checksum of what is copied
-  const size_t existing = all.size();
-  all.insert(all.end(), parts.begin(), parts.end());
-  checkSeriesForWrite(all);
+  const size_t first = existing.size();
+  existing.insert(existing.end(), parts.begin(), parts.end());
+  checkSeriesForWrite(existing);
   const TableOfContents toc = readTableOfContents(data, size);
   std::vector<PendingSection> sections;
   for (const SectionInfo& s : toc.sections)
     sections.push_back({{s.type, s.array, s.scale, 0, 0, 0},
                         std::vector<uint8_t>(data + s.offset, data + s.offset + s.length)});
-  addSections(sections, parts, existing);
+  addSections(sections, parts, first);
   return assemble(sections);
+}
+
+}  // namespace
+
+std::vector<uint8_t> appendToArchive(const uint8_t* data, size_t size, const std::vector<Model>& parts) {
+  return appendParsed(data, size, parseArchive(data, size), parts);
+}
+
+uint64_t appendStepsToArchive(const std::string& path, std::vector<Model> parts) {
+  const std::vector<uint8_t> bytes = readWholeFile(path);
+  std::vector<Model> existing;
+  try {
+    existing = parseArchive(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  const std::vector<SeriesView> series = seriesOf(existing);
+  for (Model& m : parts) {
+    auto it = std::find_if(series.begin(), series.end(), [&](const SeriesView& v) { return v.name == m.meta.arrayName; });
+    if (it == series.end()) throw Error("cannot append: " + path + " has no array '" + m.meta.arrayName + "'");
+    m.firstStep += it->steps();
+  }
+  const std::vector<uint8_t> out = appendParsed(bytes.data(), bytes.size(), std::move(existing), parts);
+  writeFileAtomic(path, out.data(), out.size());
+  return out.size();
 }
 
 std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales) {

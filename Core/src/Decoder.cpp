@@ -114,13 +114,12 @@ Field Decoder::decodeAll(int scales, bool fullResolution, const Progress* progre
   recon = toDataUnits(std::move(recon));
   if (appliesResidual(scales)) {
     if (progress) progress->report(1.0, "error-bounded correction");
-    const ResidualCorrection& c = model_.residual;
     const Dims4 d = recon.dims;
     std::string failure;  // an exception must not leave an OpenMP region
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < d.t; ++t) {
       try {
-        applyResidualStep(c.steps[size_t(t)], d, c.step, recon.step(t));
+        applyResidual(t, recon.step(t));
       } catch (const Error& e) {
 #pragma omp critical
         failure = "time step " + std::to_string(t) + ": " + e.what();
@@ -159,8 +158,7 @@ Field Decoder::decodeStep(int64_t t, int scales, bool fullResolution) {
   if (fullResolution && used < model_.scaleCount()) out = upsampleToFull(std::move(out), used - 1);
   if (appliesCnn(scales)) applyBoundaryCnn(model_.cnn, out);
   out = toDataUnits(std::move(out));
-  if (appliesResidual(scales))
-    applyResidualStep(model_.residual.steps[size_t(t)], out.dims, model_.residual.step, out.values.data());
+  if (appliesResidual(scales)) applyResidual(t, out.values.data());
   return out;
 }
 
@@ -200,10 +198,9 @@ Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
     }
   // The correction covers the requested voxels of the step (its stream is read whole).
   const bool residual = appliesResidual(scales);
-  const Dims4 stepDims{model_.dims.x, model_.dims.y, model_.dims.z, 1};
   if (!cnn) {
     out = toDataUnits(std::move(out));
-    if (residual) applyResidualStep(model_.residual.steps[size_t(t)], stepDims, model_.residual.step, out.values.data(), &request);
+    if (residual) applyResidual(t, out.values.data(), &request);
     return out;
   }
   applyBoundaryCnn(model_.cnn, out);
@@ -216,7 +213,7 @@ Field Decoder::decodeRegion(int64_t t, const Extent& request, int scales) {
       std::copy(src, src + crop.dims.x, crop.values.data() + (z * crop.dims.y + y) * crop.dims.x);
     }
   crop = toDataUnits(std::move(crop));
-  if (residual) applyResidualStep(model_.residual.steps[size_t(t)], stepDims, model_.residual.step, crop.values.data(), &request);
+  if (residual) applyResidual(t, crop.values.data(), &request);
   return crop;
 }
 
@@ -227,6 +224,11 @@ bool Decoder::appliesCnn(int scales) const {
 bool Decoder::appliesResidual(int scales) const {
   return residualEnabled_ && model_.residual.hasCorrection() && usedScales(scales) == model_.scaleCount() &&
          (cnnEnabled_ || !model_.hasCnn());
+}
+
+void Decoder::applyResidual(int64_t t, float* values, const Extent* box) const {
+  const Dims4 step{model_.dims.x, model_.dims.y, model_.dims.z, 1};
+  applyResidualStep(model_.residual.steps[size_t(t)], step, model_.residual.step, values, box);
 }
 
 uint64_t Decoder::stepPeakBytes(int used) const {

@@ -63,6 +63,7 @@ struct Network {
   Model model;
   Field decoded;        ///< reference decode, data units, no correction
   uint64_t bytes = 0;   ///< archive bytes without a correction
+  double fixedBytes = 0;  ///< of those, what the blocks per MLP do not change: header, TOC, block table, latents, CNN
   double psnr = 0;
 };
 
@@ -76,7 +77,10 @@ Network trainNetwork(const Field& field, const GridMeta& meta, EncoderSettings s
   n.model = encodeNetwork(field, meta, s, progress, &rep);
   rep.networkAttempts = attempts;
   n.decoded = Decoder(n.model).decodeAll();
-  n.bytes = serializeArchive({n.model}).size();
+  const std::vector<uint8_t> archive = serializeArchive({n.model});
+  const ComponentBytes c = summarizeArchive(archive.data(), archive.size()).bytes;
+  n.bytes = archive.size();
+  n.fixedBytes = double(c.header + c.toc + c.blockTable + c.latents + c.cnn);
   n.psnr = compareFields(field, n.decoded).psnr;
   trained.emplace_back(n.bytes, n.psnr);
   rep.networks = std::move(trained);
@@ -90,9 +94,7 @@ Network trainNetwork(const Field& field, const GridMeta& meta, EncoderSettings s
 // Ratio mode: the largest correction that keeps the archive within the budget, by log-bisection of the step.
 void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded, uint64_t networkBytes,
                 uint64_t budget, double range, const Progress& progress) {
-  double hi = 0;
-  for (size_t i = 0; i < field.values.size(); ++i)
-    hi = std::max(hi, std::fabs(double(field.values[i]) - double(decoded.values[i])));
+  double hi = correctedError(field, decoded, 0).maxAbs;
   if (!(hi > 0)) return;
   hi *= 4;  // every quantized value 0
   double lo = hi * 1e-7;
@@ -123,10 +125,8 @@ void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded,
 // change) follow A * k^-beta; beta is fitted on the last two networks (1 before there are two).
 class NetworkSizer {
 public:
-  NetworkSizer(const Network& first, const EncoderSettings& settings, const Dims4& dims) : s_(settings) {
-    const std::vector<uint8_t> bytes = serializeArchive({first.model});
-    const ComponentBytes c = summarizeArchive(bytes.data(), bytes.size()).bytes;
-    fixed_ = double(c.header + c.toc + c.blockTable + c.latents + c.cnn);
+  NetworkSizer(const Network& first, const EncoderSettings& settings, const Dims4& dims)
+      : s_(settings), fixed_(first.fixedBytes) {
     s_.blockDims = first.model.scales.front().blockDims;
     base_ = resolveSettings(s_, dims).blocksPerMlp;
     tried_.push_back({1.0, double(first.bytes) - fixed_});
@@ -168,7 +168,8 @@ public:
 
 private:
   EncoderSettings s_;
-  double fixed_ = 0, pending_ = 1;
+  double fixed_ = 0;
+  double pending_ = 1;
   std::vector<int> base_;
   std::vector<std::pair<double, double>> tried_;  // (k, weight bytes)
   std::vector<std::vector<int>> bpms_;
@@ -222,10 +223,9 @@ void codeCorrection(ResidualCorrection& c, const Field& original, const Field& d
 
 double stepForPsnr(const Field& original, const Field& decoded, double range, double psnr) {
   const size_t n = original.values.size();
-  if (psnrOf(correctedError(original, decoded, 0).sumSquares, n, range) >= psnr) return 0;
-  double hi = 0;
-  for (size_t i = 0; i < n; ++i) hi = std::max(hi, std::fabs(double(original.values[i]) - double(decoded.values[i])));
-  hi *= 4;
+  const CorrectedError alone = correctedError(original, decoded, 0);
+  if (psnrOf(alone.sumSquares, n, range) >= psnr) return 0;
+  double hi = 4 * alone.maxAbs;
   double lo = hi * 1e-9;
   // The error never exceeds step / 2, so this step always reaches the PSNR.
   const double sure = 2.0 * (range > 0 ? range : 1.0) * std::pow(10.0, -psnr / 20.0);
@@ -268,15 +268,24 @@ ErrorStats correctToBound(Model& model, const Field& original, const Field& deco
   return e;
 }
 
-ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decoded, double psnr) {
+namespace {
+
+// The correction of PSNR mode alone (no decode to measure it): the largest step reaching psnr, with a margin.
+void codePsnrCorrection(ResidualCorrection& c, const Field& original, const Field& decoded, double psnr) {
   const double step = stepForPsnr(original, decoded, dataRange(original), psnr + 0.02);
-  if (step > 0) codeCorrection(model.residual, original, decoded, step, 0, 0);
+  if (step > 0) codeCorrection(c, original, decoded, step, 0, 0);
+}
+
+}  // namespace
+
+ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decoded, double psnr) {
+  codePsnrCorrection(model.residual, original, decoded, psnr);
   return finish(model, original, decoded, QualityMode::Psnr, psnr);
 }
 
 ErrorStats correctToRatio(Model& model, const Field& original, const Field& decoded, double ratio,
-                          const Progress& progress) {
-  const uint64_t networkBytes = serializeArchive({model}).size();
+                          const Progress& progress, uint64_t networkBytes) {
+  if (networkBytes == 0) networkBytes = serializeArchive({model}).size();
   const uint64_t budget = uint64_t(4.0 * double(original.values.size()) / ratio);
   model.residual.quality.mode = QualityMode::Ratio;  // the section's fixed bytes count in the budget
   fillBudget(model.residual, original, decoded, networkBytes, budget, dataRange(original), progress);
@@ -317,9 +326,9 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
       NetworkSizer sizer(net, settings, field.dims);
       auto total = [&](const Network& n) {
         if (n.psnr > P + 1.0) return HUGE_VAL;  // it alone would land above P + 1
-        Model m = n.model;
-        correctToPsnr(m, field, n.decoded, P);
-        return double(n.bytes + residualSectionBytes(m.residual));
+        ResidualCorrection c;
+        codePsnrCorrection(c, field, n.decoded, P);
+        return double(n.bytes + residualSectionBytes(c));
       };
       double best = total(net);
       std::vector<std::pair<double, double>> tried{{double(net.bytes), net.psnr}};  // (bytes, PSNR)
@@ -374,7 +383,7 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
           net = std::move(next);
       }
       correction = Timer();
-      achieved = correctToRatio(net.model, field, net.decoded, R, progress);
+      achieved = correctToRatio(net.model, field, net.decoded, R, progress, net.bytes);
       break;
     }
     case QualityMode::Expert: return encodeNetwork(field, meta, settings, progress, report);

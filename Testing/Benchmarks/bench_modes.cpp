@@ -9,14 +9,13 @@
 //                   same bound beside it.
 // Rows are appended (headers written when a file is empty); scripts/bench_modes.sh runs one process per dataset.
 //   ecnr_bench_modes <datasets.conf> <preset> <out> [dataset ...]
-#include <zfp.h>
-
 #include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 
 #include "BenchCommon.h"
+#include "ZfpField.h"
 #include "ecnr/Archive.h"
 #include "ecnr/Decoder.h"
 #include "ecnr/Metrics.h"
@@ -77,17 +76,8 @@ Decoded roundTrip(const Model& m, const Field& f) {
 /// z = 1 series is x, y, t): ratio and max error.
 std::pair<double, double> zfpAccuracy(const Field& f, double tolerance) {
   Field in = f;
-  std::vector<size_t> n;
-  for (int a = 0; a < 4; ++a)
-    if (f.dims[a] > 1) n.push_back(size_t(f.dims[a]));
-  if (n.empty()) n.push_back(1);
-  float* p = in.values.data();
-  std::unique_ptr<zfp_field, decltype(&zfp_field_free)> field(
-      n.size() == 1   ? zfp_field_1d(p, zfp_type_float, n[0])
-      : n.size() == 2 ? zfp_field_2d(p, zfp_type_float, n[0], n[1])
-      : n.size() == 3 ? zfp_field_3d(p, zfp_type_float, n[0], n[1], n[2])
-                      : zfp_field_4d(p, zfp_type_float, n[0], n[1], n[2], n[3]),
-      zfp_field_free);
+  std::unique_ptr<zfp_field, decltype(&zfp_field_free)> field(zfpField(in.values.data(), zfpDims(f.dims)),
+                                                              zfp_field_free);
   std::unique_ptr<zfp_stream, decltype(&zfp_stream_close)> zs(zfp_stream_open(nullptr), zfp_stream_close);
   zfp_stream_set_accuracy(zs.get(), tolerance);
   std::vector<uint8_t> buffer(zfp_stream_maximum_size(zs.get(), field.get()));

@@ -13,7 +13,6 @@
 //   outdir/datasets.csv  per dataset: the metric time step's grid, the isovalue, the data range
 //   outdir/steps/*.f32   that time step (raw float32, x fastest) of the original and of every ECNR / matched point
 //   outdir/machine.txt
-#include <zfp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +21,7 @@
 #include <memory>
 
 #include "BenchCommon.h"
+#include "ZfpField.h"
 #include "ecnr/Archive.h"
 #include "ecnr/Decoder.h"
 #include "ecnr/Encoder.h"
@@ -77,23 +77,6 @@ Point runEcnr(const Field& f, const GridMeta& meta, const EncoderSettings& s) {
 }
 
 // ---- ZFP -----------------------------------------------------------------------------------------------------
-
-std::vector<size_t> zfpDims(const Dims4& d) {
-  std::vector<size_t> dims;
-  for (int a = 0; a < 4; ++a)
-    if (d[a] > 1) dims.push_back(size_t(d[a]));
-  if (dims.empty()) dims.push_back(1);
-  return dims;
-}
-
-zfp_field* zfpField(float* values, const std::vector<size_t>& n) {
-  switch (n.size()) {
-    case 1: return zfp_field_1d(values, zfp_type_float, n[0]);
-    case 2: return zfp_field_2d(values, zfp_type_float, n[0], n[1]);
-    case 3: return zfp_field_3d(values, zfp_type_float, n[0], n[1], n[2]);
-    default: return zfp_field_4d(values, zfp_type_float, n[0], n[1], n[2], n[3]);
-  }
-}
 
 /// Compresses with a full ZFP header (the stream is a self-describing file) and decompresses from the bytes.
 /// fixedRate: `param` is the rate in bits per value; otherwise the absolute error tolerance.

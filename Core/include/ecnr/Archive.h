@@ -48,6 +48,11 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays);
 /// Archive bytes with `parts` (new time windows, usually) added after the existing sections, which are copied
 /// byte for byte: nothing already in the file is re-encoded. The result must still form valid series (seriesOf).
 std::vector<uint8_t> appendToArchive(const uint8_t* data, size_t size, const std::vector<Model>& parts);
+
+/// The same on a file: `parts` number their steps from the first new one (firstStep 0 = right after the last step
+/// of their array, found by name); the file is replaced atomically and keeps its bytes on any error. Returns the
+/// new size.
+uint64_t appendStepsToArchive(const std::string& path, std::vector<Model> parts);
 /// Parses archive bytes; every length, count and checksum is verified; errors name the section.
 /// maxScales < 0 loads every scale; otherwise only the coarsest maxScales scales of each array are decoded and
 /// checksummed. The finer scales then keep their grid (dims, halved axes, block dims) but no blocks and no

@@ -71,6 +71,8 @@ private:
   /// Per scale, the box that must be exact to produce the requested region (empty: everything).
   std::vector<Extent> regions_;
   Field toDataUnits(Field f) const;
+  /// Adds the correction of time step t to `values` (data units): the whole step, or the voxels of `box`.
+  void applyResidual(int64_t t, float* values, const Extent* box = nullptr) const;
   Field upsampleToFull(Field f, int p) const;
 
   const Model& model_;

@@ -27,8 +27,9 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
 /// gets what the network leaves).
 ErrorStats correctToBound(Model& model, const Field& original, const Field& decoded, double bound);
 ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decoded, double psnr);
+/// networkBytes: the model's archive size without the correction when the caller has it (0: serialized here).
 ErrorStats correctToRatio(Model& model, const Field& original, const Field& decoded, double ratio,
-                          const Progress& progress);
+                          const Progress& progress, uint64_t networkBytes = 0);
 
 /// Largest |a - b| between the reference decode `ref` (Decoder::decodeAll, data units, without correction) and
 /// the model's other decode paths: every time step alone, sub-extents, and each instruction set this CPU has for
