@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -27,10 +28,19 @@
 #include "ecnr/Metrics.h"
 #include "ecnr/Series.h"
 #include "ecnr/VolumeIO.h"
+#ifdef ECNR_WITH_MPI
+#include "MpiComm.h"
+#endif
+#include <omp.h>
 
 using namespace ecnr;
 
 namespace {
+
+// The ranks of this run: MPI_COMM_WORLD under mpiexec (built with ECNR_WITH_MPI), else this process alone.
+// compress splits each scale's MLPs over them, decompress the time steps; rank 0 prints and writes.
+const Comm* gComm = &aloneComm();
+bool leader() { return gComm->rank() == 0; }
 
 const char* kUsage = R"(usage:
   ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
@@ -51,7 +61,7 @@ compress options:
   quality modes (an error-bounded correction on top of the network; ecnr info shows the mode and what it reached):
   --max-error E | --rel-error e   every voxel within E (absolute) or e x the data range, on every decoder path
   --target-psnr P                 at least P dB (lands in [P, P+1]), the fewest bytes the modes find
-  --target-ratio R                the archive within +-10 % of ratio R (network sized first, correction fills it)
+  --target-ratio R                the archive within +-10 % of ratio R (network sized for it; a correction tops up a short one)
   --mode expert|ratio|psnr|max-error   (inferred from the options above; expert: --target-ratio only chooses
                                   the block size, no correction)   --network-share F (ratio mode: network's share, 1)
   deep compression (paper Sec. 3.5; quantization on, pruning off by default):
@@ -294,6 +304,9 @@ EncoderSettings settingsFrom(const Args& a) {
   applyQualityOptions(a, s);
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
   if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
+  else if (gComm->parallel()) s.threads = std::max(1, omp_get_num_procs() / gComm->size());  // ranks share the cores
+  if (s.threads > 0) omp_set_num_threads(s.threads);
+  s.comm = gComm;
   if (a.has("--device")) s.device = a.get("--device");
   if (a.has("--trainer")) s.trainer = a.get("--trainer");
   if (a.has("--precision")) {
@@ -335,7 +348,7 @@ void printQualityMode(const Model& m, const EncodeReport& report) {
 
 /// Encodes (in time windows when --window N is given) and returns the parts; nothing is written.
 std::vector<Model> encodeParts(const Field& f, const GridMeta& meta, const EncoderSettings& s, const Args& a) {
-  const bool quiet = a.has("--quiet");
+  const bool quiet = a.has("--quiet") || !leader();
   const int64_t window = a.has("--window") ? int64_t(parseNumber(a.get("--window"), "--window")) : 0;
   if (a.has("--window") && window < 1) throw Error("--window must be at least 1 time step");
   CliProgress progress(quiet);
@@ -374,7 +387,9 @@ int cmdCompress(const Args& a) {
   checkMemory(estimateEncoderPeakBytes(f.dims, resolveSettings(settings, f.dims)), limit,
               "compressing " + f.dims.str(), limitName);
   Timer timer;
-  writeArchive(encodeParts(f, meta, settings, a), a.positional[1]);
+  const std::vector<Model> parts = encodeParts(f, meta, settings, a);  // every rank ends with the same model
+  if (!leader()) return 0;
+  writeArchive(parts, a.positional[1]);
   const double seconds = timer.seconds();
   const auto bytes = std::filesystem::file_size(a.positional[1]);
   std::cout << "wrote " << a.positional[1] << ": " << bytes << " bytes, ratio " << std::fixed << std::setprecision(1)
@@ -416,20 +431,30 @@ int cmdDecompress(const Args& a) {
                    "--correction off): the archive's bound does not hold for it\n";
     return dec;
   };
-  CliProgress progress(a.has("--quiet"));
+  CliProgress progress(a.has("--quiet") || !leader());
   Field f;
   if (oneStep) {
     f = decoderFor(*window).decodeStep(local, scales, full);
   } else {
-    for (const Model* w : series.windows) {  // window by window, concatenated in time
-      Field part = decoderFor(*w).decodeAll(scales, full, &progress);
-      if (f.values.empty()) {
-        f.dims = part.dims;
-        f.dims.t = series.steps();
-        f.values.resize(size_t(f.dims.count()));
-      }
-      std::copy(part.values.begin(), part.values.end(), f.step(w->firstStep));
+    // Step by step (the same values for any number of ranks, and memory for one step's decode at a time): the
+    // ranks decode contiguous shares of the steps, rank 0 writes them all.
+    const Share mine = shareOf(series.steps(), gComm->rank(), gComm->size());
+    std::vector<float> values;
+    std::map<const Model*, Decoder> decoders;  // one per window
+    for (int64_t t = mine.first; t < mine.first + mine.count; ++t) {
+      const auto [w, lt] = series.locate(t);
+      auto it = decoders.find(w);
+      if (it == decoders.end()) it = decoders.emplace(w, decoderFor(*w)).first;
+      const Field one = it->second.decodeStep(lt, scales, full);
+      f.dims = one.dims;
+      values.insert(values.end(), one.values.begin(), one.values.end());
+      progress.report(double(t - mine.first + 1) / double(mine.count), "decoded step " + std::to_string(t + 1) + "/" +
+                                                                           std::to_string(series.steps()));
     }
+    f.values = gComm->parallel() ? gComm->gather(values) : std::move(values);
+    if (mine.count == 0) f.dims = decoderFor(*series.windows.front()).decodeStep(0, scales, full).dims;
+    f.dims.t = series.steps();
+    if (!leader()) return 0;
   }
   writeOutput(f, a.positional[1]);
   std::cout << "decoded " << f.dims.str() << " in " << std::fixed << std::setprecision(2) << t.seconds() << " s -> "
@@ -584,6 +609,14 @@ int cmdDemo(const Args& a) {
   return 0;
 }
 
+// An error or a cancel on one rank ends them all (the others may be waiting in a collective).
+int endRun(int code) {
+#ifdef ECNR_WITH_MPI
+  if (gComm->parallel()) abortAllRanks(code);
+#endif
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -593,6 +626,18 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   cancelOnInterrupt();
+#ifdef ECNR_WITH_MPI
+  std::unique_ptr<MpiSession> mpi;
+  try {
+    mpi = std::make_unique<MpiSession>(&argc, &argv);
+    gComm = &mpi->world();
+  } catch (const std::exception& e) {
+    std::cerr << "ecnr: " << e.what() << "\n";
+    return 1;
+  }
+#endif
+  // Only compress and decompress split over ranks; under mpiexec the other commands run on rank 0 alone.
+  if (gComm->parallel() && cmd != "compress" && cmd != "decompress" && !leader()) return 0;
   try {
     const Args a = parseArgs(argc, argv, 2);
     if (cmd == "compress") return cmdCompress(a);
@@ -606,9 +651,10 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const Cancelled&) {
     std::cerr << "ecnr: cancelled\n";
-    return 130;
+    return endRun(130);
   } catch (const std::exception& e) {
-    std::cerr << "ecnr: " << e.what() << "\n";
-    return 1;
+    std::cerr << "ecnr: " << (gComm->parallel() ? "rank " + std::to_string(gComm->rank()) + ": " : "") << e.what()
+              << "\n";
+    return endRun(1);
   }
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "SirenIsa.h"
+#include "ecnr/Comm.h"
 
 namespace ecnr {
 namespace kernels {
@@ -199,6 +200,7 @@ struct FusedTrainer::Impl {
   std::vector<double> mlpLoss;
   bool shared = false;
   std::vector<float> sv, svM, svV, svGrad;  // shared values, their Adam moments and gradient
+  std::vector<int64_t> svFixed;             // the gradient's sum in fixed point (order-independent)
   int64_t sharedSteps = 0;
   bool sharedLatents = false;
   int64_t stepsDone = 0;
@@ -206,7 +208,7 @@ struct FusedTrainer::Impl {
   explicit Impl(const FusedTrainProblem& p)
       : pr(p), lay(p.latentDim, p.hidden, p.sineLayers), k(activeKernels()), m(p.mlpCount), Ld(p.latentDim),
         V(int64_t(p.blockDims[0]) * p.blockDims[1] * p.blockDims[2]),
-        sampleScale(1.0f / (float(p.mlpCount) * float(p.batchPerMlp))),
+        sampleScale(1.0f / (float(p.lossMlpCount > 0 ? p.lossMlpCount : p.mlpCount) * float(p.batchPerMlp))),
         // No more threads than MLPs: an idle thread would only spin at the end of each round.
         threads(std::max(1, std::min(p.mlpCount, p.threads > 0 ? p.threads : omp_get_max_threads()))) {
     initialise();
@@ -224,7 +226,7 @@ struct FusedTrainer::Impl {
     for (int q = 0; q < m; ++q) {
       MlpState& st = mlps[size_t(q)];
       if (st.blocks.empty()) throw std::invalid_argument("fused trainer: an MLP has no block");
-      st.rng.s = pr.seed * 0x9e3779b97f4a7c15ull + uint64_t(q) * 0xd1b54a32d192ed03ull + 1;
+      st.rng.s = pr.seed * 0x9e3779b97f4a7c15ull + uint64_t(pr.mlpIdOffset + q) * 0xd1b54a32d192ed03ull + 1;
       st.p.assign(lay.total, 0.0f);
       for (int l = 0; l <= lay.S; ++l) {
         const int in = lay.realIn(l);
@@ -323,12 +325,14 @@ struct FusedTrainer::Impl {
     for (int64_t t = begin; t < end; ++t) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
       for (int q = 0; q < m; ++q) mlpLoss[size_t(q)] += step(q, t, scratch[size_t(omp_get_thread_num())]);
-      std::fill(svGrad.begin(), svGrad.end(), 0.0f);
+      std::fill(svFixed.begin(), svFixed.end(), 0);
       for (const MlpState& st : mlps) {
         for (size_t i = 0; i < lay.total; ++i)
-          if (st.pid[i] >= 0) svGrad[size_t(st.pid[i])] += st.grad[i];
-        for (size_t i = 0; i < st.lid.size(); ++i) svGrad[size_t(st.lid[i])] += st.latGrad[i];
+          if (st.pid[i] >= 0) svFixed[size_t(st.pid[i])] += toFixedPoint(st.grad[i]);
+        for (size_t i = 0; i < st.lid.size(); ++i) svFixed[size_t(st.lid[i])] += toFixedPoint(st.latGrad[i]);
       }
+      if (pr.reduceShared) pr.reduceShared(svFixed.data(), svFixed.size());
+      for (size_t i = 0; i < svGrad.size(); ++i) svGrad[i] = float(fromFixedPoint(svFixed[i]));
       const float lr = pr.learningRate ? pr.learningRate(t) : 1e-3f;
       adam(sv.data(), svGrad.data(), svM.data(), svV.data(), sv.size(), lr, pr.weightDecay, ++sharedSteps);
       broadcast();
@@ -440,6 +444,7 @@ void FusedTrainer::shareParameters(const SharedParameters& s) {
   I.svM.assign(I.sv.size(), 0.0f);
   I.svV.assign(I.sv.size(), 0.0f);
   I.svGrad.assign(I.sv.size(), 0.0f);
+  I.svFixed.assign(I.sv.size(), 0);
   I.sharedSteps = 0;
   I.shared = true;
   I.broadcast();

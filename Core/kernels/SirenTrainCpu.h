@@ -36,6 +36,14 @@ struct FusedTrainProblem {
   /// (mlpCount * batchPerMlp), the LibTorch trainer's loss); return false to stop early.
   int64_t stepsPerRound = 0;
   std::function<bool(int64_t stepsDone, double roundLoss)> onRound;
+  // Part of an ensemble split over processes (Comm.h): these MLPs are [mlpIdOffset, mlpIdOffset + mlpCount) of
+  // lossMlpCount, so each keeps the random stream and the loss scale it has when one process trains them all;
+  // reduceShared sums the shared values' gradient over the processes (called every fine-tuning step). That
+  // gradient is accumulated in fixed point (Comm.h), where sums do not depend on their order:
+  // the fine-tuned values come out bit-identical however the MLPs are split over processes and threads.
+  int mlpIdOffset = 0;
+  int lossMlpCount = 0;  ///< 0 = mlpCount
+  std::function<void(int64_t* grad, size_t n)> reduceShared;
 };
 
 struct FusedTrainResult {

@@ -9,6 +9,12 @@
 #include <sstream>
 #include <string>
 
+// OpenBLAS's thread control, when the BLAS LibTorch loaded is OpenBLAS (weak: absent with another BLAS).
+extern "C" {
+void openblas_set_num_threads(int) __attribute__((weak));
+int openblas_get_num_threads() __attribute__((weak));
+}
+
 namespace ecnr {
 
 namespace {
@@ -82,12 +88,19 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   if (o.bits != 0 && (o.bits < 2 || o.bits > 16)) throw Error("trainBoundaryCnn: bits must be 0 or 2..16");
   BoundaryCnn cnn = makeBoundaryCnn(o.layers, o.channels, o.kernel, o.residual);  // validates the shape
 
-  // LibTorch's thread count is process-wide: restore it when training ends, however it ends.
+  // LibTorch's thread count is process-wide: restore it when training ends, however it ends. OpenBLAS (the
+  // BLAS of Debian's LibTorch) keeps its own, taken from the CPUs the process may use, and splits its sums by it:
+  // held at the same count, the network does not depend on the CPU affinity (mpiexec binds each rank to a core).
   struct ThreadCount {
     int saved = torch::get_num_threads();
-    ~ThreadCount() { torch::set_num_threads(saved); }
+    int savedBlas = openblas_get_num_threads ? openblas_get_num_threads() : 0;
+    ~ThreadCount() {
+      torch::set_num_threads(saved);
+      if (openblas_set_num_threads && savedBlas > 0) openblas_set_num_threads(savedBlas);
+    }
   } restore;
   if (o.threads > 0) torch::set_num_threads(o.threads);
+  if (openblas_set_num_threads) openblas_set_num_threads(o.threads > 0 ? o.threads : 1);
   torch::manual_seed(o.seed);
   std::mt19937_64 rng(o.seed);
 
@@ -104,6 +117,8 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   std::vector<torch::Tensor> params(W);
   params.insert(params.end(), b.begin(), b.end());
   torch::optim::Adam adam(params, torch::optim::AdamOptions(o.learningRate));
+  std::vector<std::vector<int64_t>> fixedGrad;
+  for (const auto& p : params) fixedGrad.emplace_back(size_t(p.numel()), 0);
 
   const int64_t halo = int64_t(L) * (k / 2);
   const int64_t p[3] = {std::min<int64_t>(o.patch, d.x), std::min<int64_t>(o.patch, d.y), std::min<int64_t>(o.patch, d.z)};
@@ -143,30 +158,51 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     for (int i = 0; i < 8; ++i) heldOut.push_back(draw(g));
   }
 
+  const Comm& comm = o.comm ? *o.comm : aloneComm();
   const Timer timer;
   for (int step = 0;; ++step) {
     progress.checkCancel();
-    const double f = std::max(double(step) / o.steps, o.maxSeconds > 0 ? timer.seconds() / o.maxSeconds : 0.0);
+    double f = std::max(double(step) / o.steps, o.maxSeconds > 0 ? timer.seconds() / o.maxSeconds : 0.0);
+    if (o.maxSeconds > 0 && comm.parallel()) f = comm.sum(f) / comm.size();  // the ranks agree on the schedule
     if (f >= 1) break;
     const double lr = o.learningRate * (f >= 0.5 ? 0.5 : 1.0) * (f >= 0.75 ? 0.5 : 1.0);
     for (auto& g : adam.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 
-    // Patches differ in shape near the volume edges, so each is its own graph; the loss is their summed
-    // squared error over all their voxels.
-    torch::Tensor sum = torch::zeros({});
+    // Patches differ in shape near the volume edges, so each is its own graph; the loss is their summed squared
+    // error over all their voxels. Each patch's gradient is added in fixed point (exact, order-free sums), so
+    // the network is bit-identical however the patches are split over MPI ranks (Comm.h).
+    std::vector<Patch> batch;
     int64_t voxels = 0;
     for (int s = 0; s < o.batch; ++s) {
-      const Patch pt = draw(rng);
-      sum = sum + (forwardPatch(W, b, pt.input, k, o.residual, pt.ax) - pt.target).square().sum();
-      voxels += pt.target.numel();
+      batch.push_back(draw(rng));  // every rank draws every patch: the random stream stays the same
+      voxels += batch.back().target.numel();
     }
-    auto loss = sum / double(voxels);
-    adam.zero_grad();
-    loss.backward();
+    for (size_t i = 0; i < params.size(); ++i) std::fill(fixedGrad[i].begin(), fixedGrad[i].end(), 0);
+    double lossSum = 0;
+    for (int s = comm.rank(); s < o.batch; s += comm.size()) {
+      const Patch& pt = batch[size_t(s)];
+      auto loss = (forwardPatch(W, b, pt.input, k, o.residual, pt.ax) - pt.target).square().sum() / double(voxels);
+      adam.zero_grad();
+      loss.backward();
+      lossSum += loss.item<double>();
+      for (size_t i = 0; i < params.size(); ++i) {
+        const torch::Tensor g = params[i].grad().contiguous();
+        const float* gp = g.data_ptr<float>();
+        for (size_t j = 0; j < fixedGrad[i].size(); ++j) fixedGrad[i][j] += toFixedPoint(gp[j]);
+      }
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      comm.sum(fixedGrad[i].data(), fixedGrad[i].size());
+      torch::Tensor g = torch::empty_like(params[i]);
+      float* gp = g.data_ptr<float>();
+      for (size_t j = 0; j < fixedGrad[i].size(); ++j) gp[j] = float(fromFixedPoint(fixedGrad[i][j]));
+      params[i].mutable_grad() = g;
+    }
+    const double loss = comm.sum(lossSum);
     adam.step();
     if (step % 10 == 0) {
       std::ostringstream msg;
-      msg << "boundary CNN: step " << step << ", loss " << loss.item<float>();
+      msg << "boundary CNN: step " << step << ", loss " << loss;
       progress.report(std::min(f, 1.0), msg.str());
     }
   }

@@ -157,6 +157,7 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
   // One LibTorch thread: its OpenMP workers spin, and with the cores shared (ctest -j, MPI ranks, other jobs)
   // two threads ran about 10x slower than one; on an idle 2-core machine one thread loses little here.
   o.threads = 1;
+  o.comm = s.comm;
   progress.report(1.0, "training the boundary CNN");
   BoundaryCnn cnn = trainBoundaryCnn(decoded, original, o, progress);
   Field corrected = decoded;
@@ -286,6 +287,7 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     o.threads = r.s.threads;
     o.device = r.s.device;
     o.trainer = r.s.trainer;
+    o.comm = r.s.comm;
     if (r.s.pruneScales <= 0 || p >= S - r.s.pruneScales) {
       o.deep.pruneAt = r.pruneAt;
       o.deep.pruneSparsity = r.pruneSparsity;

@@ -208,6 +208,86 @@ ScaleModel parametersOf(const kernels::FusedTrainResult& r, int mlpCount) {
   return s;
 }
 
+// This rank's part of a scale split over ranks (TrainOptions::comm): a contiguous share of the MLPs (each does
+// the same steps, so equal counts are equal work) and their blocks, renumbered from 0; and the gathers that give
+// every rank the whole scale back. With one rank it is the scale itself.
+class RankSlice {
+public:
+  RankSlice(const TrainingSet& set, const Comm& comm) : comm_(comm), global_(set) {
+    const int R = comm.size();
+    blocksOf_.resize(size_t(R));
+    std::vector<Share> shares;
+    for (int r = 0; r < R; ++r) shares.push_back(shareOf(set.mlpCount, r, R));
+    mlps_ = shares[size_t(comm.rank())];
+    for (int64_t b = 0; b < set.blockCount(); ++b) {
+      const int q = set.mlpOfBlock[size_t(b)];
+      int r = 0;
+      while (q >= shares[size_t(r)].first + shares[size_t(r)].count) ++r;
+      blocksOf_[size_t(r)].push_back(b);
+    }
+    if (!comm.parallel()) return;
+    const int64_t V = set.voxelsPerBlock();
+    local_.blockDims = set.blockDims;
+    local_.mlpCount = int(mlps_.count);
+    for (int64_t b : blocksOf_[size_t(comm.rank())]) {
+      local_.validDims.push_back(set.validDims[size_t(b)]);
+      local_.values.insert(local_.values.end(), set.values.begin() + b * V, set.values.begin() + (b + 1) * V);
+      local_.mlpOfBlock.push_back(set.mlpOfBlock[size_t(b)] - int(mlps_.first));
+      if (!set.lossWeight.empty()) local_.lossWeight.push_back(set.lossWeight[size_t(b)]);
+    }
+  }
+
+  const TrainingSet& set() const { return comm_.parallel() ? local_ : global_; }
+  int firstMlp() const { return int(mlps_.first); }
+
+  /// Per layer (mlp, ...) in MLP order: the ranks' slices concatenated.
+  std::vector<std::vector<float>> gatherLayers(std::vector<std::vector<float>> mine) const {
+    if (comm_.parallel())
+      for (auto& layer : mine) layer = comm_.gather(layer);
+    return mine;
+  }
+  /// Latent codes (latentDim per block) back in the scale's block order.
+  std::vector<float> gatherLatents(std::vector<float> mine, int latentDim) const {
+    if (!comm_.parallel()) return mine;
+    const std::vector<float> all = comm_.gather(mine);
+    std::vector<float> out(size_t(global_.blockCount()) * size_t(latentDim));
+    size_t k = 0;
+    for (const auto& blocks : blocksOf_)
+      for (int64_t b : blocks)
+        for (int i = 0; i < latentDim; ++i) out[size_t(b) * size_t(latentDim) + size_t(i)] = all[k++];
+    return out;
+  }
+  std::vector<double> gatherMlpLoss(const std::vector<double>& mine) const {
+    return comm_.parallel() ? comm_.gather(mine) : mine;
+  }
+  /// This rank's slice of per-layer vectors in the model layout (mlp, ...).
+  template <class T>
+  std::vector<std::vector<T>> localLayers(const std::vector<std::vector<T>>& all) const {
+    if (!comm_.parallel()) return all;
+    std::vector<std::vector<T>> mine;
+    for (const auto& layer : all) {
+      const size_t per = layer.size() / size_t(std::max(1, global_.mlpCount));
+      mine.emplace_back(layer.begin() + std::ptrdiff_t(size_t(mlps_.first) * per),
+                        layer.begin() + std::ptrdiff_t(size_t(mlps_.first + mlps_.count) * per));
+    }
+    return mine;
+  }
+  std::vector<int32_t> localLatentIds(const std::vector<int32_t>& all, int latentDim) const {
+    if (!comm_.parallel() || all.empty()) return all;
+    std::vector<int32_t> mine;
+    for (int64_t b : blocksOf_[size_t(comm_.rank())])
+      mine.insert(mine.end(), all.begin() + b * latentDim, all.begin() + (b + 1) * latentDim);
+    return mine;
+  }
+
+private:
+  const Comm& comm_;
+  const TrainingSet& global_;
+  Share mlps_;
+  std::vector<std::vector<int64_t>> blocksOf_;  // per rank, global block ids in order
+  TrainingSet local_;
+};
+
 // The fused CPU trainer (kernels/SirenTrainCpu.h): same sampling distribution, loss, initialisation and Adam as
 // the LibTorch path below, its own random streams (one per MLP).
 TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, ScaleModel& out,
@@ -215,18 +295,24 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   Timer timer;
   TrainStats stats;
   stats.trainer = "fused";
-  const Schedule sched(set, o);
+  const Schedule sched(set, o);  // of the whole scale: every rank runs the same steps
   const DeepCompressionOptions& d = o.deep;
+  const Comm& comm = o.comm ? *o.comm : aloneComm();
+  const RankSlice slice(set, comm);
+  const TrainingSet& mine = slice.set();
   std::vector<int> valid;
-  for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
+  for (const auto& v : mine.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
   kernels::FusedTrainProblem pr;
-  for (int a = 0; a < 3; ++a) pr.blockDims[a] = set.blockDims[size_t(a)];
-  pr.blockCount = set.blockCount();
+  for (int a = 0; a < 3; ++a) pr.blockDims[a] = mine.blockDims[size_t(a)];
+  pr.blockCount = mine.blockCount();
   pr.validDims = valid.data();
-  pr.values = set.values.data();
-  pr.mlpOfBlock = set.mlpOfBlock.data();
-  pr.lossWeight = set.lossWeight.empty() ? nullptr : set.lossWeight.data();
-  pr.mlpCount = set.mlpCount;
+  pr.values = mine.values.data();
+  pr.mlpOfBlock = mine.mlpOfBlock.data();
+  pr.lossWeight = mine.lossWeight.empty() ? nullptr : mine.lossWeight.data();
+  pr.mlpCount = mine.mlpCount;
+  pr.mlpIdOffset = slice.firstMlp();
+  pr.lossMlpCount = set.mlpCount;
+  if (comm.parallel()) pr.reduceShared = [&](int64_t* g, size_t n) { comm.sum(g, n); };
   pr.latentDim = shape.latentDim;
   pr.hidden = shape.hidden;
   pr.sineLayers = shape.sineLayers;
@@ -239,7 +325,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   pr.learningRate = [&](int64_t step) { return sched.lr(o, step); };
   pr.stepsPerRound = sched.stepsPerEpoch;
   pr.onRound = [&](int64_t done, double roundLoss) {
-    stats.finalLoss = roundLoss / double(sched.stepsPerEpoch);
+    stats.finalLoss = comm.sum(roundLoss) / double(sched.stepsPerEpoch);
     if (done == sched.trainSteps + sched.stepsPerEpoch) stats.lossBeforeFineTune = stats.finalLoss;
     reportEpoch(o, sched, done, stats.finalLoss, progress);
     return !progress.isCancelled();
@@ -247,32 +333,41 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   try {
     kernels::FusedTrainer tr(pr);
     PruneMasks masks = keepAll(shape, set.mlpCount);
+    // The whole scale's parameters on every rank (pruning ranks them all together).
+    auto gathered = [&](kernels::FusedTrainResult r) {
+      r.weights = slice.gatherLayers(std::move(r.weights));
+      r.biases = slice.gatherLayers(std::move(r.biases));
+      return r;
+    };
     int64_t begin = 0;
     for (size_t i = 0; i < sched.pruneStep.size(); ++i) {
       const int64_t at = std::max(begin, sched.pruneStep[i]);
       if (!tr.run(begin, at)) break;
-      masks = blockGuidedPrune(parametersOf(tr.result(), set.mlpCount), shape, tr.mlpLoss(), d.pruneSparsity[i],
-                               d.lambda, masks);
-      tr.setMasks(masks.weights, masks.biases);
+      masks = blockGuidedPrune(parametersOf(gathered(tr.result()), set.mlpCount), shape,
+                               slice.gatherMlpLoss(tr.mlpLoss()), d.pruneSparsity[i], d.lambda, masks);
+      tr.setMasks(slice.localLayers(masks.weights), slice.localLayers(masks.biases));
       begin = at;
     }
     progress.checkCancel();
     tr.run(begin, sched.trainSteps);
     progress.checkCancel();
-    kernels::FusedTrainResult r = tr.result();
+    kernels::FusedTrainResult r = gathered(tr.result());
     stats.steps = r.stepsDone;
     out.weights = std::move(r.weights);
     out.biases = std::move(r.biases);
-    out.latents = std::move(r.latents);
+    out.latents = slice.gatherLatents(std::move(r.latents), shape.latentDim);
     stats.sparsity = candidateSparsity(masks, shape);
     if (d.bits > 0) {
+      // The codebooks of the whole scale, computed alike on every rank; each fine-tunes through its own MLPs
+      // and the gradient of the shared values is summed over the ranks every step.
       const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits});
       if (sched.fineTuneSteps > 0) {
-        tr.shareParameters({table.values, table.weightId, table.biasId, table.latentId});
+        tr.shareParameters({table.values, slice.localLayers(table.weightId), slice.localLayers(table.biasId),
+                            slice.localLatentIds(table.latentId, shape.latentDim)});
         tr.run(sched.trainSteps, sched.allSteps());
         progress.checkCancel();
         applySharedValues(out, shape, table, tr.sharedValues());
-        if (table.latentId.empty()) out.latents = tr.result().latents;
+        if (table.latentId.empty()) out.latents = slice.gatherLatents(tr.result().latents, shape.latentDim);
         stats.lossAfterFineTune = stats.finalLoss;
         stats.steps = sched.allSteps();
       }
@@ -515,6 +610,8 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
     return stats;
   }
   if (useFusedTrainer(shape, o)) return trainFused(set, shape, o, out, progress);
+  if (o.comm && o.comm->parallel())
+    throw Error("an encode split over MPI ranks needs the fused CPU trainer (--trainer fused, --device cpu)");
   return trainLibTorch(set, shape, o, out, progress, dev);
 }
 

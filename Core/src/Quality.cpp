@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "Conv3dCpu.h"
@@ -95,7 +96,7 @@ Network trainNetwork(const Field& field, const GridMeta& meta, EncoderSettings s
 void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded, uint64_t networkBytes,
                 uint64_t budget, double range, const Progress& progress) {
   double hi = correctedError(field, decoded, 0).maxAbs;
-  if (!(hi > 0)) return;
+  if (!(hi > 0) || networkBytes + residualSectionBytes(c) >= budget) return;
   hi *= 4;  // every quantized value 0
   double lo = hi * 1e-7;
   if (range > 0) lo = std::max(lo, range * 1e-9);
@@ -120,58 +121,85 @@ void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded,
   c = std::move(best);
 }
 
-// Ratio mode's network sizing: the same block dims as the first network, the blocks per MLP of every scale
-// multiplied by k. The weight bytes (the archive minus the block table, latent codes and CNN, which k does not
-// change) follow A * k^-beta; beta is fitted on the last two networks (1 before there are two).
+// The network sizing of the ratio and PSNR modes: the same block dims as the first network, the blocks per MLP
+// of each scale chosen so that the MLP count fits the bytes wanted. The weight bytes (the archive minus the block
+// table, latent codes and CNN, which the blocks per MLP do not change) are taken as proportional to the MLP
+// count, per MLP as measured on the network tried nearest in size. Each scale's count is ceil(instances / b), so
+// trying the integers around every scale's share of the change reaches a total within a few per cent of the
+// target even where the blocks per MLP are small (1 / 2 / 4 on a static volume: scaling them all moves in 25-100 %
+// steps).
 class NetworkSizer {
 public:
   NetworkSizer(const Network& first, const EncoderSettings& settings, const Dims4& dims)
       : s_(settings), fixed_(first.fixedBytes) {
     s_.blockDims = first.model.scales.front().blockDims;
     base_ = resolveSettings(s_, dims).blocksPerMlp;
-    tried_.push_back({1.0, double(first.bytes) - fixed_});
+    for (const ScaleModel& sc : first.model.scales) instances_.push_back(int64_t(sc.blocks.size()));
+    tried_.push_back({double(mlpCount(base_)), double(first.bytes) - fixed_});
     bpms_.push_back(base_);
   }
 
-  /// Settings for about `wanted` archive bytes; false when the blocks per MLP would repeat a network tried.
-  /// The power law is fitted on the two networks tried that bracket `wanted` (else the two nearest to it).
+  /// Settings for about `wanted` archive bytes; false when no new blocks per MLP get closer than those tried.
   bool next(double wanted, EncoderSettings& out) {
     const double w = wanted - fixed_;
     if (w <= 0.05 * fixed_) return false;
-    std::vector<std::pair<double, double>> byDistance = tried_;
-    std::sort(byDistance.begin(), byDistance.end(), [&](const auto& a, const auto& b) {
+    const auto nearest = *std::min_element(tried_.begin(), tried_.end(), [&](const auto& a, const auto& b) {
       return std::fabs(std::log(a.second / w)) < std::fabs(std::log(b.second / w));
     });
-    const auto [k2, b2] = byDistance.front();
-    double beta = 1.0;
-    if (byDistance.size() >= 2) {
-      auto other = byDistance.begin() + 1;  // prefer a point on the other side of `wanted`
-      for (auto it = other; it != byDistance.end(); ++it)
-        if ((it->second - w) * (b2 - w) < 0) {
-          other = it;
-          break;
-        }
-      const double fit = -std::log(b2 / other->second) / std::log(k2 / other->first);
-      if (std::isfinite(fit) && fit > 0.2 && fit < 5) beta = fit;
+    const double perMlp = nearest.second / std::max(1.0, nearest.first);
+    const double mlps = w / perMlp;
+    // Every scale scaled by the same factor, then the integers around each scale's blocks per MLP.
+    const double k = std::max(1e-3, double(mlpCount(base_)) / mlps);
+    std::vector<std::vector<int>> options;
+    for (int b : base_) {
+      const double x = std::max(1.0, double(b) * k);
+      std::vector<int> o;
+      for (int c : {int(std::floor(x)) - 1, int(std::floor(x)), int(std::ceil(x)), int(std::ceil(x)) + 1})
+        if (c >= 1 && std::find(o.begin(), o.end(), c) == o.end()) o.push_back(c);
+      options.push_back(o);
     }
-    const double k = k2 * std::pow(b2 / w, 1.0 / beta);
-    std::vector<int> bpm;
-    for (int b : base_) bpm.push_back(std::max(1, int(std::lround(double(b) * k))));
-    if (std::find(bpms_.begin(), bpms_.end(), bpm) != bpms_.end()) return false;
-    bpms_.push_back(bpm);
-    pending_ = k;
+    std::vector<int> bpm(base_.size()), best;
+    double bestCost = HUGE_VAL;
+    std::function<void(size_t)> search = [&](size_t i) {
+      if (i == bpm.size()) {
+        if (std::find(bpms_.begin(), bpms_.end(), bpm) != bpms_.end()) return;
+        // Off the target count, and (far less) off the common factor: keep the scales' balance when it is free.
+        double cost = std::fabs(std::log(double(mlpCount(bpm)) / mlps));
+        for (size_t j = 0; j < bpm.size(); ++j) cost += 0.01 * std::fabs(std::log(double(bpm[j]) / (double(base_[j]) * k)));
+        if (cost < bestCost) bestCost = cost, best = bpm;
+        return;
+      }
+      for (int c : options[i]) {
+        bpm[i] = c;
+        search(i + 1);
+      }
+    };
+    search(0);
+    if (best.empty()) return false;
+    // A network tried already as near the target (within a per cent): another training would not help.
+    for (const auto& t : tried_)
+      if (std::fabs(std::log(double(mlpCount(best)) / mlps)) >= std::fabs(std::log(t.second / w)) - 0.01) return false;
+    bpms_.push_back(best);
+    pending_ = double(mlpCount(best));
     out = s_;
-    out.blocksPerMlp = bpm;
+    out.blocksPerMlp = best;
     return true;
   }
   void record(const Network& n) { tried_.push_back({pending_, double(n.bytes) - fixed_}); }
 
 private:
+  int64_t mlpCount(const std::vector<int>& bpm) const {
+    int64_t m = 0;
+    for (size_t i = 0; i < bpm.size() && i < instances_.size(); ++i) m += (instances_[i] + bpm[i] - 1) / bpm[i];
+    return std::max<int64_t>(m, 1);
+  }
+
   EncoderSettings s_;
   double fixed_ = 0;
   double pending_ = 1;
   std::vector<int> base_;
-  std::vector<std::pair<double, double>> tried_;  // (k, weight bytes)
+  std::vector<int64_t> instances_;  // block instances trained per scale, coarsest first (as the first network)
+  std::vector<std::pair<double, double>> tried_;  // (MLPs, weight bytes)
   std::vector<std::vector<int>> bpms_;
 };
 
@@ -284,11 +312,14 @@ ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decod
 }
 
 ErrorStats correctToRatio(Model& model, const Field& original, const Field& decoded, double ratio,
-                          const Progress& progress, uint64_t networkBytes) {
-  if (networkBytes == 0) networkBytes = serializeArchive({model}).size();
-  const uint64_t budget = uint64_t(4.0 * double(original.values.size()) / ratio);
+                          const Progress& progress, uint64_t networkBytes, double fillRatio) {
+  if (fillRatio < 0) fillRatio = ratio;
   model.residual.quality.mode = QualityMode::Ratio;  // the section's fixed bytes count in the budget
-  fillBudget(model.residual, original, decoded, networkBytes, budget, dataRange(original), progress);
+  if (fillRatio > 0) {
+    if (networkBytes == 0) networkBytes = serializeArchive({model}).size();
+    const uint64_t budget = uint64_t(4.0 * double(original.values.size()) / fillRatio);
+    fillBudget(model.residual, original, decoded, networkBytes, budget, dataRange(original), progress);
+  }
   return finish(model, original, decoded, QualityMode::Ratio, ratio);
 }
 
@@ -362,28 +393,33 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
       const double share = settings.networkShare;
       if (!(R > 1) || !std::isfinite(R)) throw Error("ratio mode needs a --target-ratio above 1");
       if (!(share > 0 && share <= 1)) throw Error("the network's share of the budget must be in (0, 1]");
-      const double budget = rawBytes / R;
+      const double budget = rawBytes / R, wanted = share * budget;
       net = trainNetwork(field, meta, settings, R / share, progress, rep);
       // The block-size chooser moves in coarse steps (CR 130 when asked 100 on the 64^3 series): resize the
-      // network through the blocks per MLP instead, which scales its weight bytes nearly in proportion, so that the
-      // network itself fills its share and the correction only the few per cent left (BENCHMARKS.md: at
-      // CR 100-300 the network's bytes buy more PSNR than the correction's).
-      // A network up to 5 % over its share is kept (the ratio still lands within 5 % of R): at these ratios the
-      // network's own bytes buy more PSNR than the correction's (BENCHMARKS.md, "Quality modes").
-      const double wanted = 0.97 * share * budget, limit = share * budget / 0.95;
+      // network through the blocks per MLP, which scales its weight bytes nearly in proportion, until it lands
+      // within 7 % under to 5 % over its share. Of the networks trained, the largest in [share / 1.1, share / 0.95]
+      // is kept, else the largest under it, else the smallest.
+      auto inWindow = [&](const Network& n) { return n.bytes >= wanted / 1.1 && n.bytes <= wanted / 0.95; };
+      auto better = [&](const Network& a, const Network& b) {  // a kept rather than b
+        if (inWindow(a) != inWindow(b)) return inWindow(a);
+        const bool aUnder = a.bytes < wanted / 1.1, bUnder = b.bytes < wanted / 1.1;
+        if (aUnder != bUnder) return aUnder;
+        return aUnder || inWindow(a) ? a.bytes > b.bytes : a.bytes < b.bytes;
+      };
       NetworkSizer sizer(net, settings, field.dims);
       EncoderSettings resized;
-      // Keep the largest network within the limit (else the smallest); stop once it fills 95 % of `wanted`.
-      while (rep.networkAttempts < kMaxNetworks &&
-             !(double(net.bytes) <= limit && double(net.bytes) >= 0.95 * wanted) && sizer.next(wanted, resized)) {
+      while (rep.networkAttempts < kMaxNetworks && !(inWindow(net) && net.bytes >= wanted / 1.07) &&
+             sizer.next(wanted, resized)) {
         Network next = trainNetwork(field, meta, resized, R / share, progress, rep);
         sizer.record(next);
-        const bool nextFits = double(next.bytes) <= limit, netFits = double(net.bytes) <= limit;
-        if ((nextFits && (!netFits || next.bytes > net.bytes)) || (!nextFits && !netFits && next.bytes < net.bytes))
-          net = std::move(next);
+        if (better(next, net)) net = std::move(next);
       }
+      // At CR 100-300 the correction's bytes buy 3-10x less PSNR than the network's (BENCHMARKS.md, "Quality
+      // modes"): with the whole budget the network's (share 1), the correction only tops up a network that landed
+      // more than 10 % short, to 5 % short; with a smaller share it gets the rest of the budget.
+      const double fill = share < 1 ? R : (net.bytes < budget / 1.1 ? 1.05 * R : 0);
       correction = Timer();
-      achieved = correctToRatio(net.model, field, net.decoded, R, progress, net.bytes);
+      achieved = correctToRatio(net.model, field, net.decoded, R, progress, net.bytes, fill);
       break;
     }
     case QualityMode::Expert: return encodeNetwork(field, meta, settings, progress, report);

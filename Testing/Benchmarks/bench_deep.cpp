@@ -84,6 +84,14 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
        [&](EncoderSettings& s) { noCnn(s); s.precision = WeightPrecision::Float32; s.pruning = true; s.quantBits = 0; }},
       {"quantization (global, 8 bits)", [&](EncoderSettings& s) { noCnn(s); s.pruning = false; }},
       {"pruning + quantization (global, 8 bits)", [&](EncoderSettings& s) { noCnn(s); s.pruning = true; }},
+      // The paper's rounds at a lighter sparsity: what pruning can add before it costs more than a dB.
+      {"light pruning (10/15/20/25 %) + quantization",
+       [&](EncoderSettings& s) {
+         noCnn(s);
+         s.pruning = true;
+         s.pruneAt = {0.3, 0.45, 0.6, 0.75};
+         s.pruneSparsity = {0.10, 0.15, 0.20, 0.25};
+       }},
       {"pruning + local quantization (7 bits)",
        [&](EncoderSettings& s) { noCnn(s); s.pruning = true; s.localQuantization = true; s.quantBits = 7; }},
       {"quantization, no fine-tuning", [&](EncoderSettings& s) { noCnn(s); s.fineTuneFraction = 0; }},

@@ -230,7 +230,21 @@ TEST(QualityModes, TargetRatioLandsWithinTenPercent) {
     EXPECT_GE(ratio, R * 0.9) << "R " << R;
     EXPECT_LE(ratio, R * 1.1) << "R " << R;
     EXPECT_GE(rep.networkAttempts, 1);
+    // The correction only tops up a network that landed more than 10 % short of the budget.
+    const double networkRatio = double(f.values.size()) * 4.0 / double(rep.networkBytes);
+    EXPECT_EQ(m.residual.hasCorrection(), networkRatio > 1.1 * R) << "R " << R << ", network alone CR " << networkRatio;
+    EXPECT_EQ(m.residual.quality.mode, QualityMode::Ratio);
   }
+  // A network sized for half the budget: the correction gets the rest, and the ratio still lands.
+  EncoderSettings s = quick(QualityMode::Ratio);
+  s.blockDims = {0, 0, 0};
+  s.targetRatio = 60;
+  s.networkShare = 0.5;
+  const Model m = encode(f, GridMeta{}, s, Progress{});
+  const double ratio = double(f.values.size()) * 4.0 / double(serializeArchive({m}).size());
+  EXPECT_TRUE(m.residual.hasCorrection());
+  EXPECT_GE(ratio, 60 * 0.9);
+  EXPECT_LE(ratio, 60 * 1.1);
 }
 
 TEST(QualityModes, BadTargetsAreRefused) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ecnr/Comm.h"
 #include "ecnr/Field.h"
 #include "ecnr/Progress.h"
 
@@ -54,6 +55,9 @@ struct BoundaryCnnOptions {
   uint64_t seed = 1;
   int threads = 0;             ///< LibTorch intra-op threads (0: leave as is)
   int bits = 9;                ///< quantization at the end (paper: 9, no fine-tuning); 0 keeps float weights
+  /// The ranks sharing the training (nullptr: this process alone): every rank draws the same patches and computes
+  /// the gradient of its share of each batch; the gradients are summed, so all ranks end with the same network.
+  const Comm* comm = nullptr;
 };
 
 /// Trains on the finest-scale decode (`decoded`, in the encoder's normalized [-1, 1] units) against the original

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ecnr/Comm.h"
 #include "ecnr/Model.h"
 #include "ecnr/Progress.h"
 
@@ -56,6 +57,9 @@ struct TrainOptions {
   /// the CPU only). Both are deterministic for a seed; the fused one whatever the thread count.
   std::string trainer = "auto";
   DeepCompressionOptions deep;
+  /// The ranks sharing this scale (nullptr: this process alone): each trains its share of the MLPs (fused trainer
+  /// only) and every rank ends with the whole scale.
+  const Comm* comm = nullptr;
   /// progress range of this stage within the whole job
   double progressBegin = 0, progressEnd = 1;
   std::string label = "scale";

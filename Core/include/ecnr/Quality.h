@@ -28,8 +28,10 @@ Model encodeWithQuality(const Field& field, const GridMeta& meta, const EncoderS
 ErrorStats correctToBound(Model& model, const Field& original, const Field& decoded, double bound);
 ErrorStats correctToPsnr(Model& model, const Field& original, const Field& decoded, double psnr);
 /// networkBytes: the model's archive size without the correction when the caller has it (0: serialized here).
+/// fillRatio: the correction fills the archive up to raw / fillRatio bytes instead (0: no correction, the mode and
+/// target recorded all the same).
 ErrorStats correctToRatio(Model& model, const Field& original, const Field& decoded, double ratio,
-                          const Progress& progress, uint64_t networkBytes = 0);
+                          const Progress& progress, uint64_t networkBytes = 0, double fillRatio = -1);
 
 /// Largest |a - b| between the reference decode `ref` (Decoder::decodeAll, data units, without correction) and
 /// the model's other decode paths: every time step alone, sub-extents, and each instruction set this CPU has for

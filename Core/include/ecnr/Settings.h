@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ecnr/Comm.h"
 #include "ecnr/Field.h"
 #include "ecnr/Residual.h"
 
@@ -63,6 +64,9 @@ struct EncoderSettings {
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"
   std::string trainer = "auto";             ///< "auto" (fused CPU kernels when they fit), "fused" or "libtorch"
+  const Comm* comm = nullptr;               ///< MPI ranks sharing the encode (Comm.h; nullptr: this process
+                                            ///< alone): the MLPs of each scale are split over them, and every
+                                            ///< rank returns the same model
   bool verbose = true;
 };
 

@@ -1,0 +1,90 @@
+#include "MpiComm.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace ecnr {
+
+namespace {
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) throw std::runtime_error(std::string("MPI: ") + what + " failed");
+}
+
+class MpiComm final : public Comm {
+public:
+  MpiComm() {
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+    check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void sum(double* v, size_t n) const override {
+    if (n > 0) check(MPI_Allreduce(MPI_IN_PLACE, v, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  }
+  void sum(int64_t* v, size_t n) const override {
+    if (n > 0) check(MPI_Allreduce(MPI_IN_PLACE, v, int(n), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  }
+  void sum(float* v, size_t n) const override {
+    std::vector<double> d(v, v + n);
+    sum(d.data(), n);
+    for (size_t i = 0; i < n; ++i) v[i] = float(d[i]);
+  }
+  std::vector<float> gather(const std::vector<float>& mine) const override { return gatherAs(mine, MPI_FLOAT); }
+  std::vector<double> gather(const std::vector<double>& mine) const override { return gatherAs(mine, MPI_DOUBLE); }
+  void barrier() const override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+private:
+  template <class T>
+  std::vector<T> gatherAs(const std::vector<T>& mine, MPI_Datatype type) const {
+    int n = int(mine.size());
+    std::vector<int> counts(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_), 0);
+    check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    size_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      offsets[size_t(r)] = int(total);
+      total += size_t(counts[size_t(r)]);
+    }
+    std::vector<T> all(total);
+    check(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), offsets.data(), type, MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    return all;
+  }
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+bool launchedByMpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already && launchedByMpi()) {
+    check(MPI_Init(argc, argv), "MPI_Init");
+    initialised_ = true;
+  }
+  if (already || initialised_) world_ = new MpiComm();
+  else world_ = new Comm();
+}
+
+MpiSession::~MpiSession() {
+  delete world_;
+  if (initialised_) MPI_Finalize();
+}
+
+}  // namespace ecnr
+
+namespace ecnr {
+void abortAllRanks(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+}  // namespace ecnr
