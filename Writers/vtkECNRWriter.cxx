@@ -9,7 +9,9 @@
 #include "vtkImageData.h"
 #include "vtkInformation.h"
 #include "vtkInformationVector.h"
+#include "vtkCommunicator.h"
 #include "vtkMultiProcessController.h"
+#include "vtkMultiProcessStream.h"
 #include "vtkObjectFactory.h"
 #include "vtkPointData.h"
 #include "vtkStreamingDemandDrivenPipeline.h"
@@ -18,7 +20,9 @@
 #include "ecnr/Encoder.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 vtkStandardNewMacro(vtkECNRWriter);
@@ -52,6 +56,79 @@ void toFloat(const T* src, float* dst, vtkIdType n)
     dst[i] = static_cast<float>(src[i]);
   }
 }
+
+// ParaView's processes (pvbatch under mpiexec) as the encoder's ranks: each scale's MLPs are split over them
+// (ecnr/Comm.h), through the controller ParaView itself runs on.
+class ControllerComm final : public ecnr::Comm
+{
+public:
+  explicit ControllerComm(vtkMultiProcessController* c)
+    : C(c)
+  {
+  }
+  int rank() const override { return this->C->GetLocalProcessId(); }
+  int size() const override { return this->C->GetNumberOfProcesses(); }
+  void sum(double* v, size_t n) const override
+  {
+    std::vector<double> in(v, v + n);
+    this->C->AllReduce(in.data(), v, static_cast<vtkIdType>(n), vtkCommunicator::SUM_OP);
+  }
+  void sum(float* v, size_t n) const override
+  {
+    std::vector<double> d(v, v + n);
+    this->sum(d.data(), n);
+    std::copy(d.begin(), d.end(), v);
+  }
+  void sum(int64_t* v, size_t n) const override
+  {
+    std::vector<long long> in(v, v + n), out(n);
+    this->C->AllReduce(in.data(), out.data(), static_cast<vtkIdType>(n), vtkCommunicator::SUM_OP);
+    std::copy(out.begin(), out.end(), v);
+  }
+  std::vector<float> gather(const std::vector<float>& mine) const override { return this->gatherTo(mine, -1); }
+  std::vector<double> gather(const std::vector<double>& mine) const override
+  {
+    std::vector<vtkIdType> counts, offsets;
+    const vtkIdType total = this->layout(static_cast<vtkIdType>(mine.size()), counts, offsets);
+    std::vector<double> all(static_cast<size_t>(total));
+    this->C->AllGatherV(mine.data(), all.data(), static_cast<vtkIdType>(mine.size()), counts.data(), offsets.data());
+    return all;
+  }
+  std::vector<float> gatherAtRoot(const std::vector<float>& mine) const override { return this->gatherTo(mine, 0); }
+  void barrier() const override { this->C->Barrier(); }
+
+private:
+  vtkIdType layout(vtkIdType n, std::vector<vtkIdType>& counts, std::vector<vtkIdType>& offsets) const
+  {
+    counts.assign(static_cast<size_t>(this->size()), 0);
+    this->C->AllGather(&n, counts.data(), 1);
+    offsets.assign(counts.size(), 0);
+    vtkIdType total = 0;
+    for (size_t r = 0; r < counts.size(); ++r)
+    {
+      offsets[r] = total;
+      total += counts[r];
+    }
+    return total;
+  }
+  std::vector<float> gatherTo(const std::vector<float>& mine, int root) const
+  {
+    std::vector<vtkIdType> counts, offsets;
+    const vtkIdType total = this->layout(static_cast<vtkIdType>(mine.size()), counts, offsets);
+    std::vector<float> all(root < 0 || this->rank() == root ? static_cast<size_t>(total) : 0);
+    const vtkIdType n = static_cast<vtkIdType>(mine.size());
+    if (root < 0)
+    {
+      this->C->AllGatherV(mine.data(), all.data(), n, counts.data(), offsets.data());
+    }
+    else
+    {
+      this->C->GatherV(mine.data(), all.data(), n, counts.data(), offsets.data(), root);
+    }
+    return all;
+  }
+  vtkMultiProcessController* C;
+};
 
 bool isConvertible(vtkDataArray* a)
 {
@@ -173,13 +250,87 @@ int vtkECNRWriter::RequestData(vtkInformation* request, vtkInformationVector** i
   }
   request->Remove(vtkStreamingDemandDrivenPipeline::CONTINUE_EXECUTING());
   d.nextStep = 0;
+  // Under MPI every rank takes part in the encode (rank 0 alone read the grid): all go on, or none does.
+  vtkMultiProcessController* c = vtkMultiProcessController::GetGlobalController();
+  const bool parallel = c && c->GetNumberOfProcesses() > 1;
+  if (parallel)
+  {
+    int mine = ok ? 1 : 0, all = 0;
+    c->AllReduce(&mine, &all, 1, vtkCommunicator::MIN_OP);
+    ok = all == 1;
+  }
   if (!ok)
   {
     return 0;
   }
-  const bool written = d.rank != 0 || this->EncodeAndWrite();
+  const bool written = (!parallel && d.rank != 0) || this->EncodeAndWrite(parallel ? c : nullptr);
   d.fields.clear();
   return written ? 1 : 0;
+}
+
+void vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
+{
+  auto& d = *this->Internal;
+  vtkMultiProcessStream meta;
+  if (d.rank == 0)
+  {
+    meta << static_cast<int>(d.names.size());
+    for (const std::string& n : d.names)
+    {
+      meta << n;
+    }
+    const ecnr::Dims4 dims = d.fields.front().dims;
+    meta << static_cast<long long>(dims.x) << static_cast<long long>(dims.y) << static_cast<long long>(dims.z)
+         << static_cast<long long>(dims.t) << static_cast<int>(d.times.size());
+    for (double t : d.times)
+    {
+      meta << t;
+    }
+    for (int a = 0; a < 6; ++a)
+    {
+      meta << d.extent[a];
+    }
+    for (int a = 0; a < 3; ++a)
+    {
+      meta << d.spacing[a] << d.origin[a];
+    }
+  }
+  c->Broadcast(meta, 0);
+  if (d.rank != 0)
+  {
+    int arrays = 0, times = 0;
+    long long x = 0, y = 0, z = 0, t = 0;
+    meta >> arrays;
+    d.names.assign(static_cast<size_t>(arrays), std::string());
+    for (std::string& n : d.names)
+    {
+      meta >> n;
+    }
+    meta >> x >> y >> z >> t >> times;
+    d.times.assign(static_cast<size_t>(times), 0.0);
+    for (double& v : d.times)
+    {
+      meta >> v;
+    }
+    for (int a = 0; a < 6; ++a)
+    {
+      meta >> d.extent[a];
+    }
+    for (int a = 0; a < 3; ++a)
+    {
+      meta >> d.spacing[a] >> d.origin[a];
+    }
+    d.fields.assign(d.names.size(), ecnr::Field(ecnr::Dims4{ x, y, z, t }));
+  }
+  for (ecnr::Field& f : d.fields)
+  {
+    // In pieces of at most 2^30 values (MPI's counts are ints).
+    const vtkIdType chunk = vtkIdType(1) << 30;
+    for (vtkIdType at = 0; at < static_cast<vtkIdType>(f.values.size()); at += chunk)
+    {
+      c->Broadcast(f.values.data() + at, std::min(chunk, static_cast<vtkIdType>(f.values.size()) - at), 0);
+    }
+  }
 }
 
 bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
@@ -284,9 +435,15 @@ bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
   return true;
 }
 
-bool vtkECNRWriter::EncodeAndWrite()
+bool vtkECNRWriter::EncodeAndWrite(vtkMultiProcessController* parallel)
 {
   auto& d = *this->Internal;
+  std::unique_ptr<ControllerComm> comm;
+  if (parallel)
+  {
+    this->ShareInput(parallel);
+    comm.reset(new ControllerComm(parallel));
+  }
   ecnr::WriterKnobs k;
   k.preset = this->Preset;
   k.scales = this->Scales;
@@ -319,7 +476,8 @@ bool vtkECNRWriter::EncodeAndWrite()
   double psnrSum = 0;
   try
   {
-    const ecnr::EncoderSettings settings = ecnr::settingsFromKnobs(k);
+    ecnr::EncoderSettings settings = ecnr::settingsFromKnobs(k);
+    settings.comm = comm.get();  // the MLPs of each scale split over the ranks; every rank gets the same model
     for (size_t i = 0; i < arrays; ++i)
     {
       ecnr::Progress* self = nullptr;
@@ -347,6 +505,10 @@ bool vtkECNRWriter::EncodeAndWrite()
       psnrSum += psnr / static_cast<double>(windows.size());
       models.insert(models.end(), windows.begin(), windows.end());
       d.fields[i] = ecnr::Field();  // free the input copy as soon as it is encoded
+    }
+    if (d.rank != 0)
+    {
+      return true;  // rank 0 writes
     }
     double raw = 0;
     for (const ecnr::Model& m : models)

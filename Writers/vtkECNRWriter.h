@@ -16,6 +16,7 @@
 #include "vtkWriter.h"
 
 class vtkDataArraySelection;
+class vtkMultiProcessController;
 
 class ECNRWRITERS_EXPORT vtkECNRWriter : public vtkWriter
 {
@@ -110,7 +111,9 @@ private:
   void operator=(const vtkECNRWriter&) = delete;
 
   bool AddStep(vtkInformation* inInfo);  // copies the current step's arrays; false on error
-  bool EncodeAndWrite();                 // the last step arrived
+  // The last step arrived: encode (under MPI on every rank, `parallel` its controller) and write (rank 0).
+  bool EncodeAndWrite(vtkMultiProcessController* parallel);
+  void ShareInput(vtkMultiProcessController* c);  // rank 0's grid and arrays to every rank
   void Fail(const char* message);
 
   char* FileName = nullptr;

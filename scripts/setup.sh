@@ -6,16 +6,17 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libtorch-dev libopenblas0-pthread libpng-dev libzstd-dev
           libxxhash-dev googletest libgtest-dev libbenchmark-dev libzfp-dev
-          clang-14 libclang-rt-14-dev libomp-14-dev)  # clang: the fuzzers and the ASan/UBSan tests (.ci/run)
+          clang-14 libclang-rt-14-dev libomp-14-dev   # clang: the fuzzers and the ASan/UBSan tests (.ci/run)
+          libopenmpi-dev openmpi-bin)                  # `mpiexec -n N ecnr compress|decompress` (issue 9)
 # With -DECNR_BUILD_PARAVIEW=ON: Debian's ParaView 5.11 (its own VTK; never libvtk9-dev), the -dev packages its
 # full CMake config asks for (Qt, for the writer's size-estimate widget), and what the ParaView tests run
-# (mpiexec for pvbatch pieces, Xvfb for rendering).
+# (Xvfb for rendering; mpiexec for pvbatch pieces comes with the base packages).
 if [[ " $* " == *" -DECNR_BUILD_PARAVIEW=ON "* ]]; then
   packages+=(paraview paraview-dev python3-paraview python3-numpy python3-matplotlib
              libqt5svg5-dev libutfcpp-dev qttools5-dev libxml2-dev libhdf5-dev libogg-dev libtheora-dev
              libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libgl2ps-dev libnetcdf-dev libgdal-dev
-             libopenmpi-dev libglew-dev libdouble-conversion-dev libfreetype-dev qtxmlpatterns5-dev-tools
-             openmpi-bin xvfb xauth)
+             libglew-dev libdouble-conversion-dev libfreetype-dev qtxmlpatterns5-dev-tools
+             xvfb xauth)
 fi
 missing=()
 for p in "${packages[@]}"; do

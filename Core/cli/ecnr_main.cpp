@@ -451,7 +451,7 @@ int cmdDecompress(const Args& a) {
       progress.report(double(t - mine.first + 1) / double(mine.count), "decoded step " + std::to_string(t + 1) + "/" +
                                                                            std::to_string(series.steps()));
     }
-    f.values = gComm->parallel() ? gComm->gather(values) : std::move(values);
+    f.values = gComm->parallel() ? gComm->gatherAtRoot(values) : std::move(values);
     if (mine.count == 0) f.dims = decoderFor(*series.windows.front()).decodeStep(0, scales, full).dims;
     f.dims.t = series.steps();
     if (!leader()) return 0;

@@ -2,7 +2,11 @@
 
 #include <mpi.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -12,6 +16,12 @@ namespace {
 
 void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw std::runtime_error(std::string("MPI: ") + what + " failed");
+}
+
+// MPI counts and displacements are ints: a gather of more values needs a chunked exchange (not written yet).
+void checkCount(size_t total) {
+  if (total > size_t(std::numeric_limits<int>::max()))
+    throw std::runtime_error("MPI: a gather of " + std::to_string(total) + " values exceeds MPI's int counts");
 }
 
 class MpiComm final : public Comm {
@@ -35,6 +45,21 @@ public:
   }
   std::vector<float> gather(const std::vector<float>& mine) const override { return gatherAs(mine, MPI_FLOAT); }
   std::vector<double> gather(const std::vector<double>& mine) const override { return gatherAs(mine, MPI_DOUBLE); }
+  std::vector<float> gatherAtRoot(const std::vector<float>& mine) const override {
+    int n = int(mine.size());
+    std::vector<int> counts(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_), 0);
+    check(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+    size_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      offsets[size_t(r)] = int(total);
+      total += size_t(counts[size_t(r)]);
+    }
+    checkCount(total);
+    std::vector<float> all(rank_ == 0 ? total : 0);
+    check(MPI_Gatherv(mine.data(), n, MPI_FLOAT, all.data(), counts.data(), offsets.data(), MPI_FLOAT, 0, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    return all;
+  }
   void barrier() const override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
 private:
@@ -48,6 +73,7 @@ private:
       offsets[size_t(r)] = int(total);
       total += size_t(counts[size_t(r)]);
     }
+    checkCount(total);
     std::vector<T> all(total);
     check(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), offsets.data(), type, MPI_COMM_WORLD),
           "MPI_Allgatherv");
@@ -59,9 +85,20 @@ private:
 }  // namespace
 
 bool launchedByMpi() {
+  if (const char* force = std::getenv("ECNR_MPI")) return std::string(force) != "0";  // 1: always, 0: never
+  bool rankVariables = false;
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
-    if (std::getenv(v)) return true;
-  return false;
+    rankVariables = rankVariables || std::getenv(v) != nullptr;
+  if (!rankVariables) return false;
+  // A rank's children (a pvbatch script running `ecnr generate`) inherit these variables but are no ranks: only a
+  // process whose parent is a launcher starts MPI.
+  std::ifstream comm("/proc/" + std::to_string(::getppid()) + "/comm");
+  std::string parent;
+  std::getline(comm, parent);
+  for (const char* launcher : {"mpiexec", "mpirun", "orterun", "orted", "prte", "prted", "prterun", "hydra_pmi_proxy",
+                               "pmi_proxy", "srun", "slurmstepd"})
+    if (parent == launcher) return true;
+  return parent.empty();  // unknown parent: trust the variables
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {

@@ -22,7 +22,8 @@ private:
   Comm* world_ = nullptr;
 };
 
-/// Whether this process was started by an MPI launcher (mpiexec / mpirun set these variables).
+/// Whether this process is an MPI rank: a launcher's variables are set and its parent is a launcher (mpiexec,
+/// orted, srun, ...), not a rank whose child inherited them. ECNR_MPI=1 / 0 overrides.
 bool launchedByMpi();
 
 }  // namespace ecnr

@@ -27,6 +27,8 @@ public:
   /// Every rank's `mine` concatenated in rank order, on every rank (MPI_Allgatherv).
   virtual std::vector<float> gather(const std::vector<float>& mine) const { return mine; }
   virtual std::vector<double> gather(const std::vector<double>& mine) const { return mine; }
+  /// The same concatenation on rank 0 only (MPI_Gatherv); the other ranks get an empty vector.
+  virtual std::vector<float> gatherAtRoot(const std::vector<float>& mine) const { return mine; }
   virtual void barrier() const {}
 
   bool parallel() const { return size() > 1; }
