@@ -76,12 +76,5 @@ section=$(mktemp)
   echo "<!-- bench_mpi end -->"
 } > "$section"
 cat "$section"
-python3 - "$section" <<'PY'
-import re, sys
-section = open(sys.argv[1]).read().rstrip() + "\n"
-text = open("BENCHMARKS.md").read()
-pattern = re.compile(r"<!-- bench_mpi begin -->.*?<!-- bench_mpi end -->\n?", re.S)
-text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-open("BENCHMARKS.md", "w").write(text)
-PY
+scripts/splice_section.py bench_mpi "$section"
 rm -f "$section"
