@@ -73,6 +73,9 @@ void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, floa
   std::vector<float> buf(static_cast<size_t>(V));
   const RangeGrid rg{scale.rangeLo, scale.rangeStep};
   *totalBlocks = grid.blocksPerStep() * target.dims.t;
+  // Room for every block: untouched capacity costs address space, not memory, and the vector never regrows
+  // (a doubling would briefly hold twice the training values).
+  set.values.reserve(size_t(*totalBlocks) * size_t(V));
   for (int64_t t = 0; t < target.dims.t; ++t) {
     for (int64_t b = 0; b < grid.blocksPerStep(); ++b) {
       extractBlock(target, grid, t, b, buf.data());
@@ -119,14 +122,24 @@ std::vector<float> rangeWeights(const std::vector<BlockRecord>& blocks) {
   return w;
 }
 
-double psnrNormalized(const Field& target, const Field& recon) {
+// PSNR in the encoder's normalized units (range 2) from a sum of squared errors over n values.
+double psnrOfSquares(double se, double n) {
+  const double mse = se / n;
+  return mse > 0 ? 20.0 * std::log10(2.0) - 10.0 * std::log10(mse) : 999.0;
+}
+
+double sumSquares(const float* a, const float* b, size_t n) {
   double se = 0;
-  for (size_t i = 0; i < target.values.size(); ++i) {
-    const double d = double(target.values[i]) - recon.values[i];
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double(a[i]) - b[i];
     se += d * d;
   }
-  const double mse = se / double(target.values.size());
-  return mse > 0 ? 20.0 * std::log10(2.0) - 10.0 * std::log10(mse) : 999.0;
+  return se;
+}
+
+double psnrNormalized(const Field& target, const Field& recon) {
+  return psnrOfSquares(sumSquares(target.values.data(), recon.values.data(), target.values.size()),
+                       double(target.values.size()));
 }
 
 // Share of the job's progress bar per scale: proportional to its training work (voxels x epochs).
@@ -140,6 +153,19 @@ std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettin
   }
   for (double& x : w) x /= sum;
   return w;
+}
+
+// PSNR of the CNN's output, one time step at a time (no second copy of the series).
+double psnrWithCnn(const BoundaryCnn& cnn, const Field& decoded, const Field& target) {
+  const Dims4 d = decoded.dims;
+  Field one(Dims4{d.x, d.y, d.z, 1});
+  double se = 0;
+  for (int64_t t = 0; t < d.t; ++t) {
+    std::copy_n(decoded.step(t), d.voxelsPerStep(), one.values.data());
+    applyBoundaryCnn(cnn, one);
+    se += sumSquares(target.step(t), one.values.data(), size_t(d.voxelsPerStep()));
+  }
+  return psnrOfSquares(se, double(d.count()));
 }
 
 constexpr double kRdSlopeDb = 4.0;
@@ -160,10 +186,8 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
   o.comm = s.comm;
   progress.report(1.0, "training the boundary CNN");
   BoundaryCnn cnn = trainBoundaryCnn(decoded, original, o, progress);
-  Field corrected = decoded;
-  applyBoundaryCnn(cnn, corrected);
   rep.psnrBeforeCnn = psnrNormalized(original, decoded);
-  rep.psnrAfterCnn = psnrNormalized(original, corrected);
+  rep.psnrAfterCnn = psnrWithCnn(cnn, decoded, original);
   rep.cnnSeconds = t.seconds();
   // Kept when its gain beats what its bytes would buy elsewhere: about kRdSlopeDb per doubling of the archive
   // (the slope of ECNR's own rate-distortion curve near CR 100-300, BENCHMARKS.md).
@@ -195,12 +219,17 @@ std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const
   const int64_t w = windowSteps <= 0 || windowSteps >= T ? T : windowSteps;
   const int64_t count = (T + w - 1) / w;
   std::vector<Model> out;
+  if (count == 1) {  // the whole series: no copy of it
+    EncodeReport rep;
+    out.push_back(encode(field, meta, settings, progress, &rep));
+    if (reports) reports->push_back(rep);
+    return out;
+  }
   for (int64_t k = 0; k < count; ++k) {
     const int64_t first = k * w, n = std::min(w, T - first);
     auto [part, partMeta] = sliceWindow(field, meta, first, n);
-    if (count > 1)
-      progress.report(double(k) / double(count), "time window " + std::to_string(k + 1) + "/" + std::to_string(count) +
-                                                     ": steps " + std::to_string(first) + "-" + std::to_string(first + n - 1));
+    progress.report(double(k) / double(count), "time window " + std::to_string(k + 1) + "/" + std::to_string(count) +
+                                                   ": steps " + std::to_string(first) + "-" + std::to_string(first + n - 1));
     EncodeReport rep;
     out.push_back(encode(part, partMeta, settings, progress, &rep));
     out.back().firstStep = first;
@@ -255,9 +284,15 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     scale.precision = r.s.precision;
     const BlockGrid grid = makeBlockGrid(scale.dims, r.blockDims);
     // Closed loop: the residual is taken against what the decoder will reconstruct, not the ideal coarse level.
-    Field target = levels[size_t(i)];
-    Field base = p == 0 ? Field(scale.dims) : upsample(recon, model.scales.back().halved, scale.dims);
-    for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= base.values[k];
+    // (Memory: the full-resolution fields of a scale live only as long as they are needed; the blocks' training
+    // values are the one copy kept while the MLPs train.)
+    // The finest level becomes the target in place (it is the size of the input); it is normalized again from
+    // the input when the scale is done.
+    Field target = i == 0 ? std::move(levels[0]) : levels[size_t(i)];
+    if (p > 0) {
+      const Field base = upsample(recon, model.scales.back().halved, scale.dims);
+      for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= base.values[k];
+    }
 
     if (r.s.quantizeRanges && !target.values.empty()) {
       const auto [tlo, thi] = std::minmax_element(target.values.begin(), target.values.end());
@@ -270,6 +305,7 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     ScaleReport sr;
     sr.dims = scale.dims;
     if (!constant) selectBlocks(target, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
+    target = Field();
     if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
     int features = 0;
     const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
@@ -306,18 +342,22 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
         << " effective blocks, " << set.mlpCount << " MLPs";
     progress.report(done, msg.str());
     const TrainStats ts = trainEnsemble(set, model.shape, o, scale, progress);
+    const int64_t effective = set.blockCount();
+    const int mlps = set.mlpCount;
+    set = TrainingSet();
     applyStoragePrecision(scale, model.shape);
     model.scales.push_back(std::move(scale));
     recon = reconstructScale(model, p, p == 0 ? nullptr : &recon);
     done += share[size_t(p)];
 
-    sr.effectiveBlocks = set.blockCount();
-    sr.mlps = set.mlpCount;
+    sr.effectiveBlocks = effective;
+    sr.mlps = mlps;
     sr.epochs = o.epochs;
     sr.trainSeconds = ts.seconds;
     sr.trainLoss = ts.finalLoss;
     sr.sparsity = ts.sparsity;
     sr.samplesPerSecond = ts.seconds > 0 ? double(ts.samples) / ts.seconds : 0;
+    if (i == 0) levels[0] = normalize(field, model.dataMin, model.dataMax);
     sr.psnrAfter = psnrNormalized(levels[size_t(i)], recon);
     std::ostringstream fin;
     fin << o.label << " done: PSNR " << sr.psnrAfter << " dB at this scale, " << ts.seconds << " s";

@@ -1,5 +1,9 @@
 #include "ecnr/VolumeIO.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -48,6 +52,39 @@ void readBytes(const std::string& path, void* out, uint64_t size) {
   in.read(static_cast<char*>(out), std::streamsize(size));
   if (uint64_t(in.gcount()) != size) throw Error("cannot read " + path + ": short read");
 }
+
+/// A file mapped read-only (the .npy reader: the data is converted straight from the page cache).
+class MappedFile {
+public:
+  explicit MappedFile(const std::string& path) : size_(size_t(fileSize(path))) {
+    if (size_ == 0) return;
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw Error("cannot open " + path + " for reading: " + std::strerror(errno));
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error("cannot map " + path + ": " + std::strerror(err));
+    data_ = static_cast<const uint8_t*>(p);
+    ::madvise(p, size_, MADV_SEQUENTIAL);
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  /// Drops the pages of [offset, offset + n) from this process (they are read again if touched).
+  void release(size_t offset, size_t n) const {
+    const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+    const size_t begin = (offset + page - 1) / page * page, end = std::min(size_, offset + n) / page * page;
+    if (data_ && end > begin) ::madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
+  }
+
+private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 std::vector<uint8_t> readWholeFile(const std::string& path) {
   std::vector<uint8_t> bytes(size_t(fileSize(path)));
@@ -137,7 +174,14 @@ std::vector<int64_t> npyShape(const std::string& h, const std::string& path) {
   return shape;
 }
 
-NpyHeader parseNpyHeader(const std::vector<uint8_t>& file, const std::string& path) {
+NpyHeader parseNpyHeader(const uint8_t* data, size_t size, const std::string& path) {
+  struct View {
+    const uint8_t* p;
+    size_t n;
+    size_t size() const { return n; }
+    const uint8_t* data() const { return p; }
+    uint8_t operator[](size_t i) const { return p[i]; }
+  } file{data, size};
   if (file.size() < kNpyMagicLength + 4 || std::memcmp(file.data(), kNpyMagic, kNpyMagicLength) != 0)
     throw Error(path + ": not a NumPy .npy file (bad magic)");
   const int major = file[6];
@@ -546,8 +590,8 @@ void writeRaw(const Field& f, const std::string& path) {
 }
 
 Field readNpy(const std::string& path) {
-  const std::vector<uint8_t> file = readWholeFile(path);
-  const NpyHeader h = parseNpyHeader(file, path);
+  const MappedFile file(path);
+  const NpyHeader h = parseNpyHeader(file.data(), file.size(), path);
   if (h.fortranOrder) throw Error(path + ": .npy is in Fortran order; save it C-ordered (np.ascontiguousarray)");
   const size_t item = npyItemSize(h.descr);
   if (item == 0)
@@ -558,8 +602,14 @@ Field readNpy(const std::string& path) {
   if (have < need)
     throw Error(path + ": .npy data has " + std::to_string(have) + " bytes but shape needs " + std::to_string(need));
   Field f(dims);
-  if (!convertNpyData(h.descr.substr(1), file.data() + h.dataOffset, f.values.size(), f.values.data()))
-    throw Error(path + ": .npy dtype '" + h.descr + "' has no converter");  // npyItemSize and the table disagree
+  // In chunks, each chunk's file pages let go once converted: the peak is the field, not the field + the file.
+  const size_t chunk = std::max<size_t>(1, (size_t(64) << 20) / item);
+  for (size_t at = 0; at < f.values.size(); at += chunk) {
+    const size_t n = std::min(chunk, f.values.size() - at);
+    if (!convertNpyData(h.descr.substr(1), file.data() + h.dataOffset + at * item, n, f.values.data() + at))
+      throw Error(path + ": .npy dtype '" + h.descr + "' has no converter");  // npyItemSize and the table disagree
+    file.release(h.dataOffset + at * item, n * item);
+  }
   return f;
 }
 
