@@ -434,6 +434,7 @@ int cmdDecompress(const Args& a) {
   CliProgress progress(a.has("--quiet") || !leader());
   Field f;
   if (oneStep) {
+    if (!leader()) return 0;  // one step: rank 0 alone
     f = decoderFor(*window).decodeStep(local, scales, full);
   } else {
     // Step by step (the same values for any number of ranks, and memory for one step's decode at a time): the
