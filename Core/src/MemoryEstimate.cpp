@@ -57,10 +57,11 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     for (int a = 0; a < 3; ++a) blocks = mul(blocks, ceilDiv(uint64_t(d[a]), uint64_t(r.blockDims[size_t(a)])));
     const uint64_t mlps = ceilDiv(blocks, uint64_t(std::max(1, r.blocksPerMlp[size_t(p)])));
     const uint64_t voxels = mul(uint64_t(d.count()), kFloat);
-    // target, base, the new reconstruction and the coarser one it is built from.
-    uint64_t bytes = add(mul(voxels, 3), mul(uint64_t(coarser.count()), kFloat));
-    // TrainingSet values (padded blocks) grown by push_back: up to twice their size.
-    bytes = add(bytes, mul(mul(blocks, blockVoxels), 2 * kFloat));
+    // Two fields of the scale at a time (target and base, then target and the training values, then the new
+    // reconstruction and the level it is measured against) and the coarser reconstruction.
+    uint64_t bytes = add(mul(voxels, 2), mul(uint64_t(coarser.count()), kFloat));
+    // TrainingSet values (padded blocks, reserved once).
+    bytes = add(bytes, mul(mul(blocks, blockVoxels), kFloat));
     // Per block: record (20), valid dims (12), loss weight, MLP index, features (<= 512 floats), sampler ids (8).
     const uint64_t features = std::min<uint64_t>(blockVoxels, 512);
     bytes = add(bytes, mul(blocks, 20 + 12 + 4 + 4 + 8 + features * kFloat));
@@ -71,13 +72,19 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     // values, sine outputs and their gradients per layer, for the input and every hidden layer).
     const uint64_t params = add(mul(mlps, uint64_t(shape.paramsPerMlp())), mul(blocks, uint64_t(shape.latentDim)));
     bytes = add(bytes, mul(params, 4 * kFloat));
+    // LibTorch holds every MLP's batch at once; the fused CPU trainer (the default on the CPU for shapes it
+    // supports: SirenTrainCpu.h) one sub-batch per thread.
     const uint64_t perSample = uint64_t(shape.inputDim()) * 2 + uint64_t(shape.sineLayers) * uint64_t(shape.hidden) * 4 + 8;
-    bytes = add(bytes, mul(mul(mul(mlps, batch), perSample), 2 * kFloat));
+    const bool fused = r.s.trainer != "libtorch" && r.s.device == "cpu" && r.s.hidden <= 256 && r.s.sineLayers <= 16;
+    const uint64_t threads = r.s.threads > 0 ? uint64_t(r.s.threads) : uint64_t(std::max(1u, std::thread::hardware_concurrency()));
+    const uint64_t inFlight = fused ? mul(threads, std::min<uint64_t>(batch, 256)) : mul(mlps, batch);
+    bytes = add(bytes, mul(mul(inFlight, perSample), 2 * kFloat));
     loop = std::max(loop, bytes);
   }
-  // The boundary CNN after the last scale: the decode and its corrected copy, and LibTorch's convolution
-  // workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
-  const uint64_t cnn = r.s.boundaryCnn ? add(mul(input, 2), uint64_t(48) << 20) : 0;
+  // The boundary CNN after the last scale: the finest decode, one corrected step at a time, and LibTorch's
+  // convolution workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
+  const uint64_t cnn =
+      r.s.boundaryCnn ? add(add(input, mul(uint64_t(dims.voxelsPerStep()), kFloat)), uint64_t(48) << 20) : 0;
   // Quality modes (Quality.cpp), after the network: its decode, the corrected decode, the coded correction (at
   // most about the input), and per coding thread one step's integers and symbols (Residual.cpp: 28 bytes a voxel).
   uint64_t quality = 0;
