@@ -91,6 +91,25 @@ TEST_F(Mpi, ArchiveIsTheSameFileForOneTwoAndThreeRanks) {
   EXPECT_GT(compareFields(original_, Decoder(m.front()).decodeAll()).psnr, 22.0);
 }
 
+TEST_F(Mpi, TimeWindowsAndAnErrorBoundGiveTheSameFileToo) {
+  // Two windows, each with its network and its error-bounded correction (coded alike on every rank).
+  const std::string opts = " --preset fast --epochs 3,3,4 --block 8,8,8 --cnn off --window 3 --rel-error 1e-3 --threads 1 --quiet";
+  ASSERT_EQ(ecnr(0, "compress " + in() + " " + at("w1.ecnr") + opts, dir_).status, 0);
+  const MpiRun r = ecnr(2, "compress " + in() + " " + at("w2.ecnr") + opts, dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(bytesOf(at("w2.ecnr")), bytesOf(at("w1.ecnr")));
+  const std::vector<Model> parts = readArchive(at("w2.ecnr"));
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_TRUE(parts[0].residual.hasCorrection());
+}
+
+TEST_F(Mpi, TheLibTorchTrainerIsRefusedClearly) {
+  const MpiRun r = ecnr(2, "compress " + in() + " " + at("t.ecnr") + " --preset fast --epochs 1,1,1 --trainer libtorch --quiet", dir_);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("needs the fused CPU trainer"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(at("t.ecnr")));
+}
+
 TEST_F(Mpi, DecodedSeriesIsTheSameForAnyRankCount) {
   ASSERT_EQ(ecnr(0, "compress " + in() + " " + at("a.ecnr") + " --preset fast --epochs 3,3,4 --cnn off --quiet", dir_)
                 .status,
