@@ -45,7 +45,7 @@ bool leader() { return gComm->rank() == 0; }
 const char* kUsage = R"(usage:
   ecnr compress <input> <output.ecnr> [options]     input: .npy, raw float32 (--dims), or a ../shared/data .json
   ecnr decompress <input.ecnr> <output.npy|.raw> [--scales K] [--timestep T] [--coarse-resolution] [--array NAME]
-                           [--memory-limit BYTES|off] [--cnn off] [--correction off]
+                           [--memory-limit BYTES|off] [--cnn off] [--correction off] [--threads N]
   ecnr info <input.ecnr>
   ecnr append <archive.ecnr> <input> [compress options]   new time steps as new windows, the rest untouched
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
@@ -238,6 +238,19 @@ public:
         }) {}
 };
 
+// --threads N for every OpenMP loop (0: all cores); under MPI without it, the ranks share the cores.
+int applyThreads(const Args& a) {
+  int threads = 0;
+  if (a.has("--threads")) {
+    threads = int(parseNumber(a.get("--threads"), "--threads"));
+    if (threads < 0) throw Error("--threads must be 0 (all cores) or more");
+  } else if (gComm->parallel()) {
+    threads = std::max(1, omp_get_num_procs() / gComm->size());
+  }
+  if (threads > 0) omp_set_num_threads(threads);
+  return threads;
+}
+
 // --max-error / --rel-error > --target-psnr > --target-ratio pick the mode unless --mode names it; the target
 // ratio then still sizes the network.
 void applyQualityOptions(const Args& a, EncoderSettings& s) {
@@ -303,9 +316,7 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
   applyQualityOptions(a, s);
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));
-  if (a.has("--threads")) s.threads = int(parseNumber(a.get("--threads"), "--threads"));
-  else if (gComm->parallel()) s.threads = std::max(1, omp_get_num_procs() / gComm->size());  // ranks share the cores
-  if (s.threads > 0) omp_set_num_threads(s.threads);
+  s.threads = applyThreads(a);
   s.comm = gComm;
   if (a.has("--device")) s.device = a.get("--device");
   if (a.has("--trainer")) s.trainer = a.get("--trainer");
@@ -407,6 +418,7 @@ int cmdDecompress(const Args& a) {
   if (a.positional.size() != 2) throw Error("decompress needs <input.ecnr> <output.npy|.raw>");
   const int scales = a.has("--scales") ? int(parseNumber(a.get("--scales"), "--scales")) : -1;
   Timer t;
+  applyThreads(a);
   const std::vector<Model> parts = readArchive(a.positional[0], scales);
   const SeriesView series = chooseSeries(parts, a, a.positional[0]);
   const bool full = !a.has("--coarse-resolution");

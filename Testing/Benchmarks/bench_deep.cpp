@@ -8,6 +8,7 @@
 //       in log CR, beside the reference figures of SPERR, TTHRESH and SZ3 (measured outside this project).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <iomanip>
 #include <iostream>
@@ -92,6 +93,13 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
          s.pruneAt = {0.3, 0.45, 0.6, 0.75};
          s.pruneSparsity = {0.10, 0.15, 0.20, 0.25};
        }},
+      {"lighter pruning (5/10/15/20 %) + quantization",
+       [&](EncoderSettings& s) {
+         noCnn(s);
+         s.pruning = true;
+         s.pruneAt = {0.3, 0.45, 0.6, 0.75};
+         s.pruneSparsity = {0.05, 0.10, 0.15, 0.20};
+       }},
       {"pruning + local quantization (7 bits)",
        [&](EncoderSettings& s) { noCnn(s); s.pruning = true; s.localQuantization = true; s.quantBits = 7; }},
       {"quantization, no fine-tuning", [&](EncoderSettings& s) { noCnn(s); s.fineTuneFraction = 0; }},
@@ -99,8 +107,19 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
       {"quantization + boundary CNN (the default)", [](EncoderSettings& s) { s.pruning = false; s.boundaryCnn = true; }},
       {"pruning + quantization + boundary CNN", [](EncoderSettings& s) { s.pruning = true; s.boundaryCnn = true; }},
   };
+  // ECNR_ABLATION_ONLY="a|b": only the rows whose name contains one of these (and the float32 row, the reference).
+  const char* onlyEnv = std::getenv("ECNR_ABLATION_ONLY");
+  const std::string only = onlyEnv ? onlyEnv : "";
+  auto wanted = [&](const std::string& name) {
+    if (only.empty()) return true;
+    std::istringstream parts(only);
+    for (std::string part; std::getline(parts, part, '|');)
+      if (!part.empty() && name.find(part) != std::string::npos) return true;
+    return false;
+  };
   Result first;
   for (size_t i = 0; i < variants.size(); ++i) {
+    if (i > 0 && !wanted(variants[i].name)) continue;
     EncoderSettings s = fixed;
     variants[i].edit(s);
     const bool isDefault = s.pruning == base.pruning && s.quantBits == base.quantBits && s.boundaryCnn == base.boundaryCnn &&
