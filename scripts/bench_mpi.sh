@@ -63,6 +63,10 @@ section=$(mktemp)
   echo "| decode $dsize, every step (s) | $dec1 | $dec2 | $(speed "$dec1" "$dec2")× | $dect | $(speed "$dec1" "$dect")× |"
   echo "| PSNR of the encode (dB) | $p1 | $p2 | | | |"
   echo
+  echo "The last columns are what the same machine gives two OpenMP threads in one process: where that stays well"
+  echo "under 2×, the cores do not scale this compute-bound code (shared caches, clocks: virtual CPUs), and the ranks'"
+  echo "speedup is to be read against it. The ranks also split the boundary CNN's training (one thread per process"
+  echo "in both runs), which threads do not."
   echo "Archive: $bytes bytes; the 2-rank archive is the same file as the 1-rank one: **$same_archive**; the"
   echo "2-rank and 2-thread decodes are the same file as the 1-rank decode: **$same_decode**. Why they can be: every MLP keeps"
   echo "its own random stream and loss scale wherever it trains; what ties the MLPs together (pruning's ranking,"
