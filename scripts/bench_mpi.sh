@@ -82,7 +82,8 @@ section=$(mktemp)
   build/bin/ecnr_bench_mpi plan 512,512,512,20 default 300 1,8,64,512
   echo
   echo "Every rank still reads the whole series and builds the whole pyramid (the out-of-core encode is not"
-  echo "written yet): the split divides the training work and the training values, not the input. The fine-tuning"
+  echo "written yet): the split divides the training work; memory per rank is that of one process (the input, the"
+  echo "pyramid, the scale's training values) plus a copy of its share of those values. The fine-tuning"
   echo "exchange is a small allreduce per step (18 KB: latency-bound on a cluster, ~0.1–0.4 s per scale at"
   echo "10–50 µs per allreduce); the decode gathers the output at rank 0 (MPI's int counts cap one gather at"
   echo "2^31 values: a 10 GB output needs a chunked gather or MPI-IO, not written yet)."

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     }
     const double cnn = 8.0 * double(cnnParams) * r.s.cnnSteps;
     std::cout << "\nPer rank, for N ranks (every rank receives the gathers and takes part in every allreduce; "
-                 "the training values are what a rank trains on after the split):\n\n"
+                 "the training values are those of its MLPs):\n\n"
               << "| ranks | MLPs per rank (finest scale) | training values per rank | bytes received per rank "
                  "(gathers + fine-tuning + CNN + losses) | decode: steps per rank, output gathered at rank 0 |\n"
               << "|---|---|---|---|---|\n";
