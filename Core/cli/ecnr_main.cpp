@@ -448,6 +448,15 @@ int cmdDecompress(const Args& a) {
   if (oneStep) {
     if (!leader()) return 0;  // one step: rank 0 alone
     f = decoderFor(*window).decodeStep(local, scales, full);
+  } else if (!full) {
+    // The coarse grid itself (its own, coarser time axis where time was halved): small, rank 0 alone.
+    if (!leader()) return 0;
+    for (const Model* w : series.windows) {  // window by window, concatenated in time
+      Field part = decoderFor(*w).decodeAll(scales, full, &progress);
+      if (f.values.empty()) f.dims = part.dims, f.dims.t = 0;
+      f.values.insert(f.values.end(), part.values.begin(), part.values.end());
+      f.dims.t += part.dims.t;
+    }
   } else {
     // Step by step (the same values for any number of ranks, and memory for one step's decode at a time): the
     // ranks decode contiguous shares of the steps, rank 0 writes them all.
