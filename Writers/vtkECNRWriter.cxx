@@ -86,14 +86,7 @@ public:
     std::copy(out.begin(), out.end(), v);
   }
   std::vector<float> gather(const std::vector<float>& mine) const override { return this->gatherTo(mine, -1); }
-  std::vector<double> gather(const std::vector<double>& mine) const override
-  {
-    std::vector<vtkIdType> counts, offsets;
-    const vtkIdType total = this->layout(static_cast<vtkIdType>(mine.size()), counts, offsets);
-    std::vector<double> all(static_cast<size_t>(total));
-    this->C->AllGatherV(mine.data(), all.data(), static_cast<vtkIdType>(mine.size()), counts.data(), offsets.data());
-    return all;
-  }
+  std::vector<double> gather(const std::vector<double>& mine) const override { return this->gatherTo(mine, -1); }
   std::vector<float> gatherAtRoot(const std::vector<float>& mine) const override { return this->gatherTo(mine, 0); }
   void barrier() const override { this->C->Barrier(); }
 
@@ -111,11 +104,13 @@ private:
     }
     return total;
   }
-  std::vector<float> gatherTo(const std::vector<float>& mine, int root) const
+  // Every rank's values in rank order: on every rank (root < 0) or on `root` only.
+  template <class T>
+  std::vector<T> gatherTo(const std::vector<T>& mine, int root) const
   {
     std::vector<vtkIdType> counts, offsets;
     const vtkIdType total = this->layout(static_cast<vtkIdType>(mine.size()), counts, offsets);
-    std::vector<float> all(root < 0 || this->rank() == root ? static_cast<size_t>(total) : 0);
+    std::vector<T> all(root < 0 || this->rank() == root ? static_cast<size_t>(total) : 0);
     const vtkIdType n = static_cast<vtkIdType>(mine.size());
     if (root < 0)
     {

@@ -46,37 +46,31 @@ public:
   std::vector<float> gather(const std::vector<float>& mine) const override { return gatherAs(mine, MPI_FLOAT); }
   std::vector<double> gather(const std::vector<double>& mine) const override { return gatherAs(mine, MPI_DOUBLE); }
   std::vector<float> gatherAtRoot(const std::vector<float>& mine) const override {
-    int n = int(mine.size());
-    std::vector<int> counts(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_), 0);
-    check(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
-    size_t total = 0;
-    for (int r = 0; r < size_; ++r) {
-      offsets[size_t(r)] = int(total);
-      total += size_t(counts[size_t(r)]);
-    }
-    checkCount(total);
-    std::vector<float> all(rank_ == 0 ? total : 0);
-    check(MPI_Gatherv(mine.data(), n, MPI_FLOAT, all.data(), counts.data(), offsets.data(), MPI_FLOAT, 0, MPI_COMM_WORLD),
-          "MPI_Gatherv");
-    return all;
+    return gatherAs(mine, MPI_FLOAT, 0);
   }
   void barrier() const override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
 private:
+  // Every rank's values in rank order: on every rank (root < 0, MPI_Allgatherv) or on `root` only (MPI_Gatherv).
   template <class T>
-  std::vector<T> gatherAs(const std::vector<T>& mine, MPI_Datatype type) const {
+  std::vector<T> gatherAs(const std::vector<T>& mine, MPI_Datatype type, int root = -1) const {
     int n = int(mine.size());
     std::vector<int> counts(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_), 0);
-    check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    if (root < 0) check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
+    else check(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather");
     size_t total = 0;
     for (int r = 0; r < size_; ++r) {
       offsets[size_t(r)] = int(total);
       total += size_t(counts[size_t(r)]);
     }
     checkCount(total);
-    std::vector<T> all(total);
-    check(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), offsets.data(), type, MPI_COMM_WORLD),
-          "MPI_Allgatherv");
+    std::vector<T> all(root < 0 || rank_ == root ? total : 0);
+    if (root < 0)
+      check(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), offsets.data(), type, MPI_COMM_WORLD),
+            "MPI_Allgatherv");
+    else
+      check(MPI_Gatherv(mine.data(), n, type, all.data(), counts.data(), offsets.data(), type, root, MPI_COMM_WORLD),
+            "MPI_Gatherv");
     return all;
   }
   int rank_ = 0, size_ = 1;

@@ -78,6 +78,14 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
   };
   // Rows 1-5 are the paper's Table 4 and Table 5 comparisons (no CNN); the last rows add the boundary CNN (Table 8).
   auto noCnn = [](EncoderSettings& s) { s.boundaryCnn = false; };
+  auto lighter = [&](std::vector<double> sparsity) {
+    return [&noCnn, sparsity](EncoderSettings& s) {
+      noCnn(s);
+      s.pruning = true;
+      s.pruneAt = {0.3, 0.45, 0.6, 0.75};
+      s.pruneSparsity = sparsity;
+    };
+  };
   const std::vector<Variant> variants = {
       {"float32, no pruning, no quantization",
        [&](EncoderSettings& s) { noCnn(s); s.precision = WeightPrecision::Float32; s.pruning = false; s.quantBits = 0; }},
@@ -85,21 +93,9 @@ void ablation(const Dataset& d, const Field& f, const GridMeta& meta, const Enco
        [&](EncoderSettings& s) { noCnn(s); s.precision = WeightPrecision::Float32; s.pruning = true; s.quantBits = 0; }},
       {"quantization (global, 8 bits)", [&](EncoderSettings& s) { noCnn(s); s.pruning = false; }},
       {"pruning + quantization (global, 8 bits)", [&](EncoderSettings& s) { noCnn(s); s.pruning = true; }},
-      // The paper's rounds at a lighter sparsity: what pruning can add before it costs more than a dB.
-      {"light pruning (10/15/20/25 %) + quantization",
-       [&](EncoderSettings& s) {
-         noCnn(s);
-         s.pruning = true;
-         s.pruneAt = {0.3, 0.45, 0.6, 0.75};
-         s.pruneSparsity = {0.10, 0.15, 0.20, 0.25};
-       }},
-      {"lighter pruning (5/10/15/20 %) + quantization",
-       [&](EncoderSettings& s) {
-         noCnn(s);
-         s.pruning = true;
-         s.pruneAt = {0.3, 0.45, 0.6, 0.75};
-         s.pruneSparsity = {0.05, 0.10, 0.15, 0.20};
-       }},
+      // The paper's rounds at lighter sparsities: what pruning can add before it costs more than a dB.
+      {"light pruning (10/15/20/25 %) + quantization", lighter({0.10, 0.15, 0.20, 0.25})},
+      {"lighter pruning (5/10/15/20 %) + quantization", lighter({0.05, 0.10, 0.15, 0.20})},
       {"pruning + local quantization (7 bits)",
        [&](EncoderSettings& s) { noCnn(s); s.pruning = true; s.localQuantization = true; s.quantBits = 7; }},
       {"quantization, no fine-tuning", [&](EncoderSettings& s) { noCnn(s); s.fineTuneFraction = 0; }},
