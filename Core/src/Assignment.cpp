@@ -371,9 +371,15 @@ std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int
                               uint64_t seed, int* mlpCount) {
   if (blocksPerMlp < 1) throw Error("assignBlocks: blocks per MLP must be >= 1, got " + std::to_string(blocksPerMlp));
   if (n < 0) throw Error("assignBlocks: negative block count " + std::to_string(n));
+  return assignBlocksToMlps(features, n, dim, (n + blocksPerMlp - 1) / blocksPerMlp, seed, mlpCount);
+}
+
+std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
+                                    uint64_t seed, int* mlpCount) {
+  if (n < 0) throw Error("assignBlocks: negative block count " + std::to_string(n));
   if (mlpCount) *mlpCount = 0;
   if (n == 0) return {};
-  const int64_t k = (n + blocksPerMlp - 1) / blocksPerMlp;
+  const int64_t k = std::clamp<int64_t>(mlps, 1, n);
   if (k > INT_MAX) throw Error("assignBlocks: " + std::to_string(k) + " MLPs exceed the supported count");
 
   constexpr int kIterations = 25;

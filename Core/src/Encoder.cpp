@@ -309,8 +309,11 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
     int features = 0;
     const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
-    set.mlpOfBlock = assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
-                                  r.s.seed + uint64_t(p), &set.mlpCount);
+    set.mlpOfBlock = i == 0 && r.s.finestMlps > 0
+                         ? assignBlocksToMlps(feat, set.blockCount(), std::max(1, features), r.s.finestMlps,
+                                              r.s.seed + uint64_t(p), &set.mlpCount)
+                         : assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
+                                        r.s.seed + uint64_t(p), &set.mlpCount);
     for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
 
     TrainOptions o;

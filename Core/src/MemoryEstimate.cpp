@@ -55,7 +55,9 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     const Dims4& coarser = plan.dims[size_t(std::min(S - 1, S - p))];
     uint64_t blocks = uint64_t(d.t);
     for (int a = 0; a < 3; ++a) blocks = mul(blocks, ceilDiv(uint64_t(d[a]), uint64_t(r.blockDims[size_t(a)])));
-    const uint64_t mlps = ceilDiv(blocks, uint64_t(std::max(1, r.blocksPerMlp[size_t(p)])));
+    const uint64_t mlps = p == S - 1 && r.s.finestMlps > 0
+                              ? std::min(blocks, uint64_t(r.s.finestMlps))
+                              : ceilDiv(blocks, uint64_t(std::max(1, r.blocksPerMlp[size_t(p)])));
     const uint64_t voxels = mul(uint64_t(d.count()), kFloat);
     // Two fields of the scale at a time (target and base, then target and the training values, then the new
     // reconstruction and the level it is measured against) and the coarser reconstruction.

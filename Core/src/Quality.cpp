@@ -120,63 +120,75 @@ void fillBudget(ResidualCorrection& c, const Field& field, const Field& decoded,
   c = std::move(best);
 }
 
-// The network sizing of the ratio and PSNR modes: the same block dims as the first network, the blocks per MLP
-// of each scale chosen so that the MLP count fits the bytes wanted. The weight bytes (the archive minus the block
-// table, latent codes and CNN, which the blocks per MLP do not change) are taken as proportional to the MLP
-// count, per MLP as measured on the network tried nearest in size. The coarser scales follow one common factor
-// (rounded: they hold few MLPs, and carry the content: shifting MLPs between scales to hit a count cost up to
-// 1.3 dB on ct_cranium); the finest scale's blocks per MLP, the most MLPs and the finest steps, absorb the rest,
-// so the count lands within a few per cent even where the blocks per MLP are small (1 / 2 / 4 on a static
-// volume: scaling them all moves in 25-100 % steps).
+// The network sizing of the ratio and PSNR modes: the same block dims as the first network, the MLP count of each
+// scale chosen to fit the bytes wanted. The weight bytes (the archive minus the block table, latent codes and CNN,
+// which the MLP count does not change) are taken as proportional to the MLP count, per MLP as measured on the
+// network tried nearest in size. The coarser scales follow one common factor on their blocks per MLP (rounded:
+// they hold few MLPs, and carry the content: shifting MLPs between scales to hit a count cost up to 1.3 dB on
+// ct_cranium); the finest scale, the most MLPs and the finest steps, gets its MLP count directly
+// (EncoderSettings::finestMlps), so the count lands on the MLP even where the blocks per MLP are small (1 / 2 / 4
+// on a static volume: an integer step there moves the size by 25-100 %, and on rm_entropy_t20 at CR 300 the two
+// nearest networks straddled the +-10 % window).
 class NetworkSizer {
 public:
   NetworkSizer(const Network& first, const EncoderSettings& settings, const Dims4& dims)
       : s_(settings), fixed_(first.fixedBytes) {
     s_.blockDims = first.model.scales.front().blockDims;
+    s_.finestMlps = 0;
     base_ = resolveSettings(s_, dims).blocksPerMlp;
     for (const ScaleModel& sc : first.model.scales) instances_.push_back(int64_t(sc.blocks.size()));
-    tried_.push_back({double(mlpCount(base_)), double(first.bytes) - fixed_});
-    bpms_.push_back(base_);
+    if (base_.empty() || instances_.size() != base_.size()) return;
+    const Config firstConfig = configOf(base_, ceilDiv(instances_.back(), base_.back()));
+    tried_.push_back({double(mlpCount(firstConfig)), double(first.bytes) - fixed_});
+    configs_.push_back(firstConfig);
   }
 
-  /// Settings for about `wanted` archive bytes; false when no new blocks per MLP get closer than those tried.
+  /// Settings for about `wanted` archive bytes; false when no new network gets closer than those tried.
   bool next(double wanted, EncoderSettings& out) {
     const double w = wanted - fixed_;
-    if (w <= 0.05 * fixed_ || base_.empty()) return false;
+    if (w <= 0.05 * fixed_ || configs_.empty()) return false;
     const auto nearest = *std::min_element(tried_.begin(), tried_.end(), [&](const auto& a, const auto& b) {
       return std::fabs(std::log(a.second / w)) < std::fabs(std::log(b.second / w));
     });
     const double perMlp = nearest.second / std::max(1.0, nearest.first);
     const double mlps = w / perMlp;
-    const double k = std::max(1e-3, double(mlpCount(base_)) / mlps);
+    const double k = std::max(1e-3, double(mlpCount(configs_.front())) / mlps);
     std::vector<int> bpm;
     for (int b : base_) bpm.push_back(std::max(1, int(std::lround(double(b) * k))));
-    std::vector<int> best;
-    double bestOff = HUGE_VAL;
-    const int around = bpm.back();
-    for (int c = std::max(1, around / 2); c <= 2 * around + 2; ++c) {
-      bpm.back() = c;
-      if (std::find(bpms_.begin(), bpms_.end(), bpm) != bpms_.end()) continue;
-      const double off = std::fabs(std::log(double(mlpCount(bpm)) / mlps));
-      if (off < bestOff) bestOff = off, best = bpm;
-    }
+    Config c = configOf(bpm, 1);
+    const double coarse = double(mlpCount(c)) - 1;
+    c.back() = std::clamp<int64_t>(std::llround(mlps - coarse), 1, std::max<int64_t>(1, instances_.back()));
+    // Tried already: the neighbouring finest counts (a one-MLP step, when the sizes model says it is the nearest).
+    for (int64_t step = 1; std::find(configs_.begin(), configs_.end(), c) != configs_.end() && step <= 2; ++step)
+      c.back() = std::clamp<int64_t>(c.back() + (mlps > double(mlpCount(c)) ? 1 : -1), 1, instances_.back());
+    if (std::find(configs_.begin(), configs_.end(), c) != configs_.end()) return false;
     // A network tried already as near the target (within a per cent): another training would not help.
-    if (best.empty()) return false;
+    const double off = std::fabs(std::log(double(mlpCount(c)) / mlps));
     for (const auto& t : tried_)
-      if (bestOff >= std::fabs(std::log(t.second / w)) - 0.01) return false;
-    bpms_.push_back(best);
-    pending_ = double(mlpCount(best));
+      if (off >= std::fabs(std::log(t.second / w)) - 0.01) return false;
+    configs_.push_back(c);
+    pending_ = double(mlpCount(c));
     out = s_;
-    out.blocksPerMlp = best;
+    out.blocksPerMlp.assign(c.begin(), c.end() - 1);
+    out.blocksPerMlp.push_back(base_.back());
+    out.finestMlps = c.back();
     return true;
   }
   void record(const Network& n) { tried_.push_back({pending_, double(n.bytes) - fixed_}); }
 
 private:
-  int64_t mlpCount(const std::vector<int>& bpm) const {
+  using Config = std::vector<int64_t>;  // blocks per MLP of the coarser scales (coarsest first), finest MLP count
+
+  static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+  static Config configOf(const std::vector<int>& bpm, int64_t finest) {
+    Config c(bpm.begin(), bpm.end());
+    c.back() = finest;
+    return c;
+  }
+  int64_t mlpCount(const Config& c) const {
     int64_t m = 0;
-    for (size_t i = 0; i < bpm.size() && i < instances_.size(); ++i) m += (instances_[i] + bpm[i] - 1) / bpm[i];
-    return std::max<int64_t>(m, 1);
+    for (size_t i = 0; i + 1 < c.size() && i < instances_.size(); ++i) m += ceilDiv(instances_[i], c[i]);
+    return std::max<int64_t>(m + c.back(), 1);
   }
 
   EncoderSettings s_;
@@ -185,7 +197,7 @@ private:
   std::vector<int> base_;
   std::vector<int64_t> instances_;  // block instances trained per scale, coarsest first (as the first network)
   std::vector<std::pair<double, double>> tried_;  // (MLPs, weight bytes)
-  std::vector<std::vector<int>> bpms_;
+  std::vector<Config> configs_;
 };
 
 }  // namespace

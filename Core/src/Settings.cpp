@@ -66,6 +66,7 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
                                            : fitToScales(in.blocksPerMlp, scales);
   for (int b : r.blocksPerMlp)
     if (b < 1) throw Error("blocks per MLP must be >= 1");
+  if (in.finestMlps < 0) throw Error("the finest scale's MLP count must be >= 0");
   r.epochs = fitToScales(in.epochs.empty() ? presetSettings("default").epochs : in.epochs, scales);
   for (int e : r.epochs)
     if (e < 0) throw Error("epochs must be >= 0");

@@ -304,6 +304,26 @@ TEST(AssignmentBlocks, OneMlpPerBlocksPerMlpBlocks) {
   EXPECT_EQ(assignBlocks(features, n, dim, blocksPerMlp, 1, &again), labels);
 }
 
+TEST(AssignmentBlocks, AGivenMlpCountSplitsTheBlocksWithinOne) {
+  // The ratio and PSNR modes size the finest scale by its MLP count (Settings.h finestMlps): 1000 blocks over 37
+  // MLPs is 27 or 28 blocks each, every MLP used; a count above the blocks is one block per MLP.
+  std::mt19937 rng(13);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  const int64_t n = 1000;
+  const int dim = 8;
+  std::vector<float> features(size_t(n * dim));
+  for (float& v : features) v = noise(rng);
+  int mlps = -1;
+  const std::vector<int> labels = assignBlocksToMlps(features, n, dim, 37, 5, &mlps);
+  ASSERT_EQ(mlps, 37);
+  for (int64_t s : clusterSizes(labels, mlps)) {
+    EXPECT_GE(s, 27);
+    EXPECT_LE(s, 28);
+  }
+  EXPECT_EQ(assignBlocksToMlps(features, 10, dim, 50, 5, &mlps).size(), 10u);
+  EXPECT_EQ(mlps, 10);
+}
+
 TEST(AssignmentBlocks, EdgeCases) {
   int mlps = -1;
   EXPECT_TRUE(assignBlocks({}, 0, 4, 8, 1, &mlps).empty());

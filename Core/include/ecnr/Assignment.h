@@ -32,4 +32,8 @@ std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n,
 std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int dim, int blocksPerMlp,
                               uint64_t seed, int* mlpCount);
 
+/// The same with the MLP count given (clamped to [1, n]); cluster sizes then differ by at most one.
+std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
+                                    uint64_t seed, int* mlpCount);
+
 }  // namespace ecnr

@@ -18,6 +18,8 @@ struct EncoderSettings {
   int scales = 3;                           ///< pyramid levels s (1 = no pyramid)
   std::array<int, 3> blockDims{0, 0, 0};    ///< spatial block size; 0 = chosen from dims and targetRatio
   std::vector<int> blocksPerMlp;            ///< b_i per scale, coarsest first; empty = 4/8/16 (series) or 1/2/4 (static)
+  int64_t finestMlps = 0;                   ///< MLPs of the finest scale, overriding its b_i (0 = from b_i): the
+                                            ///< ratio and PSNR modes size the network to the MLP, not to b_i's steps
   std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
   int latentDim = 8;
   int hidden = 24;
