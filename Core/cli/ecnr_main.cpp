@@ -337,6 +337,62 @@ Field readInput(const std::string& path, const Args& a, GridMeta* meta) {
   return readField(path, hasDims ? &dims : nullptr, a.get("--array"), meta);
 }
 
+/// The input as a source read step by step through a memory map (the encoder never holds a file's series). With
+/// --replace-nonfinite the values are edited, so the series is read into `held` and the source reads that.
+std::unique_ptr<FieldSource> openInput(const std::string& path, const Args& a, GridMeta* meta, Field& held) {
+  Dims4 dims;
+  const bool hasDims = a.has("--dims");
+  if (hasDims) dims = parseDims(a.get("--dims"));
+  std::unique_ptr<FieldSource> source = openField(path, hasDims ? &dims : nullptr, a.get("--array"), meta);
+  if (a.has("--replace-nonfinite")) {
+    const float value = float(parseNumber(a.get("--replace-nonfinite"), "--replace-nonfinite"));
+    held = readAll(*source);
+    const int64_t n = replaceNonFinite(held, value);
+    if (n > 0 && !a.has("--quiet") && leader()) std::cerr << "replaced " << n << " non-finite value(s) by " << value << "\n";
+    source = std::make_unique<MemorySource>(held);
+  }
+  finiteRange(*source);  // refused before any work, not when its window comes
+  return source;
+}
+
+/// The time window: --window N, else the whole series when its estimated peak fits the memory limit, else the
+/// longest window that fits (a note says so); refused when not even one step fits.
+int64_t chooseWindow(const FieldSource& source, const EncoderSettings& s, const Args& a, uint64_t limit,
+                     const std::string& limitName) {
+  const Dims4 dims = source.dims();
+  const bool held = source.field() != nullptr;
+  auto need = [&](int64_t steps) {
+    Dims4 d = dims;
+    d.t = steps;
+    return estimateEncoderPeakBytes(d, resolveSettings(s, d), held);
+  };
+  if (a.has("--window")) {
+    const int64_t window = int64_t(parseNumber(a.get("--window"), "--window"));
+    if (window < 1) throw Error("--window must be at least 1 time step");
+    checkMemory(need(std::min(window, dims.t)), limit, "compressing " + dims.str() + " in windows of " +
+                std::to_string(window) + " steps", limitName);
+    return window;
+  }
+  if (limit == 0 || need(dims.t) <= limit) return dims.t;
+  int64_t lo = 1, hi = dims.t;  // the longest window that fits: need() grows with the steps
+  if (need(1) > limit) {
+    try {
+      checkMemory(need(dims.t), limit, "compressing " + dims.str(), limitName);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (in windows of one time step: about " + formatBytes(need(1)) + ")");
+    }
+  }
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (need(mid) <= limit ? lo : hi) = mid;
+  }
+  if (!a.has("--quiet") && leader())
+    std::cerr << "note: compressing " << dims.str() << " needs about " << formatBytes(need(dims.t)) << ", more than "
+              << limitName << " (" << formatBytes(limit) << "): encoding in windows of " << lo
+              << " steps (about " << formatBytes(need(lo)) << " each; --window sets it)\n";
+  return lo;
+}
+
 void printEncodeReport(const EncodeReport& r) {
   std::cout << "block " << r.blockDims[0] << "x" << r.blockDims[1] << "x" << r.blockDims[2] << "\n";
   for (size_t p = 0; p < r.scales.size(); ++p) {
@@ -358,10 +414,10 @@ void printQualityMode(const Model& m, const EncodeReport& report) {
 }
 
 /// Encodes (in time windows when --window N is given) and returns the parts; nothing is written.
-std::vector<Model> encodeParts(const Field& f, const GridMeta& meta, const EncoderSettings& s, const Args& a) {
+std::vector<Model> encodeParts(const FieldSource& f, const GridMeta& meta, const EncoderSettings& s, const Args& a) {
   const bool quiet = a.has("--quiet") || !leader();
-  const int64_t window = a.has("--window") ? int64_t(parseNumber(a.get("--window"), "--window")) : 0;
-  if (a.has("--window") && window < 1) throw Error("--window must be at least 1 time step");
+  const auto [limit, limitName] = memoryLimit(a);
+  const int64_t window = chooseWindow(f, s, a, limit, limitName);
   CliProgress progress(quiet);
   std::vector<EncodeReport> reports;
   std::vector<Model> parts = encodeWindows(f, meta, s, window, progress, &reports);
@@ -385,26 +441,18 @@ void printQuality(const ErrorStats& e) {
 int cmdCompress(const Args& a) {
   if (a.positional.size() != 2) throw Error("compress needs <input> <output.ecnr>");
   const EncoderSettings settings = settingsFrom(a);
-  const auto [limit, limitName] = memoryLimit(a);
   checkWritable(a.positional[1]);
   GridMeta meta;
-  Field f = readInput(a.positional[0], a, &meta);
-  if (a.has("--replace-nonfinite")) {
-    const float value = float(parseNumber(a.get("--replace-nonfinite"), "--replace-nonfinite"));
-    const int64_t n = replaceNonFinite(f, value);
-    if (n > 0 && !a.has("--quiet")) std::cerr << "replaced " << n << " non-finite value(s) by " << value << "\n";
-  }
-  checkFinite(f);
-  checkMemory(estimateEncoderPeakBytes(f.dims, resolveSettings(settings, f.dims)), limit,
-              "compressing " + f.dims.str(), limitName);
+  Field held;
+  const std::unique_ptr<FieldSource> source = openInput(a.positional[0], a, &meta, held);
   Timer timer;
-  const std::vector<Model> parts = encodeParts(f, meta, settings, a);  // every rank ends with the same model
+  const std::vector<Model> parts = encodeParts(*source, meta, settings, a);  // every rank ends with the same model
   if (!leader()) return 0;
   writeArchive(parts, a.positional[1]);
   const double seconds = timer.seconds();
   const auto bytes = std::filesystem::file_size(a.positional[1]);
   std::cout << "wrote " << a.positional[1] << ": " << bytes << " bytes, ratio " << std::fixed << std::setprecision(1)
-            << double(f.dims.count()) * 4.0 / double(bytes) << ", " << seconds << " s\n";
+            << double(source->dims().count()) * 4.0 / double(bytes) << ", " << seconds << " s\n";
   return 0;
 }
 
@@ -494,21 +542,22 @@ int cmdAppend(const Args& a) {
   const EncoderSettings settings = settingsFrom(a);
   checkWritable(path);
   GridMeta meta;
-  Field f = readInput(a.positional[1], a, &meta);
-  checkFinite(f);
+  Field held;
+  const std::unique_ptr<FieldSource> source = openInput(a.positional[1], a, &meta, held);
+  const Dims4 fd = source->dims();
   const Dims4 d = series.dims();
-  if (f.dims.x != d.x || f.dims.y != d.y || f.dims.z != d.z)
-    throw Error(a.positional[1] + " has grid " + f.dims.str() + " but array '" + series.name + "' of " + path + " has " +
+  if (fd.x != d.x || fd.y != d.y || fd.z != d.z)
+    throw Error(a.positional[1] + " has grid " + fd.str() + " but array '" + series.name + "' of " + path + " has " +
                 d.str());
   meta.arrayName = series.name;
   meta.spacing = series.windows.front()->meta.spacing;
   meta.origin = series.windows.front()->meta.origin;
   const double last = series.times().back();
   if (meta.times.empty())  // continue the series' clock: one unit a step after its last time
-    for (int64_t t = 0; t < f.dims.t; ++t) meta.times.push_back(last + double(t + 1));
+    for (int64_t t = 0; t < fd.t; ++t) meta.times.push_back(last + double(t + 1));
   Timer timer;
-  const uint64_t bytes = appendStepsToArchive(path, encodeParts(f, meta, settings, a));
-  std::cout << "appended " << f.dims.t << " step(s) to '" << series.name << "' of " << path << " (now " << d.t + f.dims.t
+  const uint64_t bytes = appendStepsToArchive(path, encodeParts(*source, meta, settings, a));
+  std::cout << "appended " << fd.t << " step(s) to '" << series.name << "' of " << path << " (now " << d.t + fd.t
             << " steps, " << bytes << " bytes), " << std::fixed << std::setprecision(1) << timer.seconds()
             << " s\n";
   return 0;
@@ -613,7 +662,7 @@ int cmdDemo(const Args& a) {
             << t.seconds() << " s\n";
   const std::string archive = (out / "grayscott.ecnr").string();
   Timer te;
-  writeArchive(encodeParts(f, GridMeta{}, settingsFrom(opts), opts), archive);
+  writeArchive(encodeParts(MemorySource(f), GridMeta{}, settingsFrom(opts), opts), archive);
   const double encodeSeconds = te.seconds();
   Timer td;
   const std::vector<Model> arrays = readArchive(archive);

@@ -38,9 +38,12 @@ int64_t BlockGrid::validVoxels(int64_t block) const {
 }
 
 void extractBlock(const Field& f, const BlockGrid& g, int64_t t, int64_t block, float* out) {
+  extractBlock(f.step(t), g, block, out);
+}
+
+void extractBlock(const float* step, const BlockGrid& g, int64_t block, float* out) {
   const auto o = g.origin(block);
   const auto v = g.validDims(block);
-  const float* step = f.step(t);
   const int bx = g.blockDims[0], by = g.blockDims[1], bz = g.blockDims[2];
   for (int z = 0; z < bz; ++z) {
     const int64_t fz = o[2] + std::min(z, v[2] - 1);  // edge replication beyond the grid

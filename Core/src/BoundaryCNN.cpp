@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -77,12 +78,53 @@ torch::Tensor forwardPatch(const std::vector<torch::Tensor>& W, const std::vecto
 
 }  // namespace
 
+namespace {
+
+struct Patch {
+  int64_t t = 0;
+  torch::Tensor input, target;  ///< the decode around the loss voxels (with the halo), the original at them
+  PatchAxis ax[3];
+};
+
+// The patch's input from one decoded time step and its target from the original step (3D arrays of dims d).
+void cutPatch(const float* decoded, const float* original, const Dims4& d, Patch& pt) {
+  const PatchAxis* ax = pt.ax;
+  const int64_t ix = ax[0].in1 - ax[0].in0, iy = ax[1].in1 - ax[1].in0, iz = ax[2].in1 - ax[2].in0;
+  const int64_t ox = ax[0].b - ax[0].a, oy = ax[1].b - ax[1].a, oz = ax[2].b - ax[2].a;
+  pt.input = torch::empty({1, 1, iz, iy, ix});
+  pt.target = torch::empty({1, 1, oz, oy, ox});
+  float* ip = pt.input.data_ptr<float>();
+  float* tp = pt.target.data_ptr<float>();
+  auto at = [&](int64_t x, int64_t y, int64_t z) { return x + d.x * (y + d.y * z); };
+  for (int64_t z = 0; z < iz; ++z)
+    for (int64_t y = 0; y < iy; ++y)
+      std::copy_n(decoded + at(ax[0].in0, ax[1].in0 + y, ax[2].in0 + z), ix, ip + (z * iy + y) * ix);
+  for (int64_t z = 0; z < oz; ++z)
+    for (int64_t y = 0; y < oy; ++y)
+      std::copy_n(original + at(ax[0].a, ax[1].a + y, ax[2].a + z), ox, tp + (z * oy + y) * ox);
+}
+
+}  // namespace
+
 BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const BoundaryCnnOptions& o,
                              const Progress& progress) {
   if (decoded.dims != original.dims) throw Error("trainBoundaryCnn: decoded and original dims differ");
   const Dims4 d = decoded.dims;
   if (decoded.values.size() != size_t(d.count()) || original.values.size() != size_t(d.count()))
     throw Error("trainBoundaryCnn: field size does not match its dims");
+  const int64_t n = d.voxelsPerStep();
+  return trainBoundaryCnn(
+      d,
+      [&](int64_t t, float* dec, float* orig) {
+        std::copy_n(decoded.step(t), n, dec);
+        std::copy_n(original.step(t), n, orig);
+      },
+      o, progress);
+}
+
+BoundaryCnn trainBoundaryCnn(const Dims4& d, const CnnStepReader& read, const BoundaryCnnOptions& o,
+                             const Progress& progress) {
+  validateDims(d);
   if (o.steps < 1 || o.batch < 1 || o.patch < 1 || !(o.learningRate > 0))
     throw Error("trainBoundaryCnn: steps, batch, patch and learning rate must be positive");
   if (o.bits != 0 && (o.bits < 2 || o.bits > 16)) throw Error("trainBoundaryCnn: bits must be 0 or 2..16");
@@ -124,38 +166,34 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
   const int64_t p[3] = {std::min<int64_t>(o.patch, d.x), std::min<int64_t>(o.patch, d.y), std::min<int64_t>(o.patch, d.z)};
   std::uniform_int_distribution<int64_t> ut(0, d.t - 1), ux(0, d.x - p[0]), uy(0, d.y - p[1]), uz(0, d.z - p[2]);
 
-  struct Patch {
-    torch::Tensor input, target;
-    PatchAxis ax[3];
-  };
   auto draw = [&](std::mt19937_64& g) {
     Patch pt;
-    const int64_t t = ut(g);
+    pt.t = ut(g);
     pt.ax[0] = patchAxis(ux(g), p[0], d.x, halo);
     pt.ax[1] = patchAxis(uy(g), p[1], d.y, halo);
     pt.ax[2] = patchAxis(uz(g), p[2], d.z, halo);
-    const PatchAxis* ax = pt.ax;
-    const int64_t ix = ax[0].in1 - ax[0].in0, iy = ax[1].in1 - ax[1].in0, iz = ax[2].in1 - ax[2].in0;
-    const int64_t ox = ax[0].b - ax[0].a, oy = ax[1].b - ax[1].a, oz = ax[2].b - ax[2].a;
-    pt.input = torch::empty({1, 1, iz, iy, ix});
-    pt.target = torch::empty({1, 1, oz, oy, ox});
-    float* ip = pt.input.data_ptr<float>();
-    float* tp = pt.target.data_ptr<float>();
-    for (int64_t z = 0; z < iz; ++z)
-      for (int64_t y = 0; y < iy; ++y)
-        std::copy_n(decoded.values.data() + decoded.index(ax[0].in0, ax[1].in0 + y, ax[2].in0 + z, t), ix,
-                    ip + (z * iy + y) * ix);
-    for (int64_t z = 0; z < oz; ++z)
-      for (int64_t y = 0; y < oy; ++y)
-        std::copy_n(original.values.data() + original.index(ax[0].a, ax[1].a + y, ax[2].a + z, t), ox,
-                    tp + (z * oy + y) * ox);
     return pt;
   };
-  // Held-out patches (own seed) on which the final, quantized network must beat the identity.
-  std::vector<Patch> heldOut;
+  // Every patch is drawn before training (the same random stream as drawing them step by step), then filled one
+  // time step at a time: the reader decodes each step once, and neither series is held whole.
+  std::vector<Patch> heldOut;  // held-out patches (own seed) on which the final, quantized network must beat the identity
   {
     std::mt19937_64 g(o.seed ^ 0x9E3779B97F4A7C15ull);
     for (int i = 0; i < 8; ++i) heldOut.push_back(draw(g));
+  }
+  std::vector<Patch> patches;  // o.batch per step; every rank draws every patch: the random stream stays the same
+  for (int64_t i = 0; i < int64_t(o.steps) * o.batch; ++i) patches.push_back(draw(rng));
+  {
+    std::map<int64_t, std::vector<Patch*>> byStep;
+    for (auto* group : {&heldOut, &patches})
+      for (Patch& pt : *group) byStep[pt.t].push_back(&pt);
+    const int64_t n = d.voxelsPerStep();
+    std::vector<float> decoded(static_cast<size_t>(n)), original(static_cast<size_t>(n));
+    for (const auto& [t, list] : byStep) {
+      progress.checkCancel();
+      read(t, decoded.data(), original.data());
+      for (Patch* pt : list) cutPatch(decoded.data(), original.data(), d, *pt);
+    }
   }
 
   const Comm& comm = o.comm ? *o.comm : aloneComm();
@@ -171,16 +209,13 @@ BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const 
     // Patches differ in shape near the volume edges, so each is its own graph; the loss is their summed squared
     // error over all their voxels. Each patch's gradient is added in fixed point (exact, order-free sums), so
     // the network is bit-identical however the patches are split over MPI ranks (Comm.h).
-    std::vector<Patch> batch;
+    const Patch* batch = patches.data() + int64_t(step) * o.batch;
     int64_t voxels = 0;
-    for (int s = 0; s < o.batch; ++s) {
-      batch.push_back(draw(rng));  // every rank draws every patch: the random stream stays the same
-      voxels += batch.back().target.numel();
-    }
+    for (int s = 0; s < o.batch; ++s) voxels += batch[s].target.numel();
     for (size_t i = 0; i < params.size(); ++i) std::fill(fixedGrad[i].begin(), fixedGrad[i].end(), 0);
     double lossSum = 0;
     for (int s = comm.rank(); s < o.batch; s += comm.size()) {
-      const Patch& pt = batch[size_t(s)];
+      const Patch& pt = batch[s];
       auto loss = (forwardPatch(W, b, pt.input, k, o.residual, pt.ax) - pt.target).square().sum() / double(voxels);
       adam.zero_grad();
       loss.backward();

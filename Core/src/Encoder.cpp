@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <tuple>
 #include <sstream>
 
 #include "ecnr/Archive.h"
@@ -10,6 +13,7 @@
 #include "ecnr/BoundaryCNN.h"
 #include "ecnr/Decoder.h"
 #include "ecnr/Ensemble.h"
+#include "ecnr/FieldSource.h"
 #include "ecnr/Pyramid.h"
 #include "ecnr/Quality.h"
 #include "ecnr/Series.h"
@@ -19,12 +23,17 @@ namespace ecnr {
 
 namespace {
 
-Field normalize(const Field& f, float lo, float hi) {
-  Field n(f.dims);
-  const double range = double(hi) - double(lo);  // in double, as Model::toData (no overflow near the float limits)
-  for (size_t i = 0; i < f.values.size(); ++i)
-    n.values[i] = range > 0 ? float(2.0 * (double(f.values[i]) - lo) / range - 1.0) : 0.0f;
-  return n;
+// 2 (v - lo) / (hi - lo) - 1, in double as Model::toData inverts it (no overflow near the float limits).
+void normalizeInPlace(float* v, int64_t n, float lo, float hi) {
+  const double range = double(hi) - double(lo);
+  for (int64_t i = 0; i < n; ++i) v[i] = range > 0 ? float(2.0 * (double(v[i]) - lo) / range - 1.0) : 0.0f;
+}
+
+/// One time step of a scale-sized field into out (a 3D array of the scale's dims).
+using StepReader = std::function<void(int64_t t, float* out)>;
+
+StepReader stepsOf(const Field& f) {
+  return [&f](int64_t t, float* out) { std::copy_n(f.step(t), f.dims.voxelsPerStep(), out); };
 }
 
 // Features for k-means: the normalized block averaged down to at most ~512 values, so clustering cost does not
@@ -67,18 +76,19 @@ std::vector<float> poolFeatures(const TrainingSet& set, int* dim) {
 // Effective blocks of one scale's target: every block at the coarsest scale, elsewhere only those whose mean
 // squared residual exceeds the threshold. Fills the block table (min/max, on the scale's range grid when one is
 // set: min rounded down, max up, and the block normalized with them) and the normalized training values.
-void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, float threshold, ScaleModel& scale,
+void selectBlocks(const StepReader& target, const BlockGrid& grid, bool keepAll, float threshold, ScaleModel& scale,
                   TrainingSet& set, int64_t* totalBlocks) {
   const int64_t V = grid.voxelsPerBlock();
-  std::vector<float> buf(static_cast<size_t>(V));
+  std::vector<float> buf(static_cast<size_t>(V)), step(size_t(grid.dims.voxelsPerStep()));
   const RangeGrid rg{scale.rangeLo, scale.rangeStep};
-  *totalBlocks = grid.blocksPerStep() * target.dims.t;
+  *totalBlocks = grid.blocksPerStep() * grid.dims.t;
   // Room for every block: untouched capacity costs address space, not memory, and the vector never regrows
   // (a doubling would briefly hold twice the training values).
   set.values.reserve(size_t(*totalBlocks) * size_t(V));
-  for (int64_t t = 0; t < target.dims.t; ++t) {
+  for (int64_t t = 0; t < grid.dims.t; ++t) {
+    target(t, step.data());
     for (int64_t b = 0; b < grid.blocksPerStep(); ++b) {
-      extractBlock(target, grid, t, b, buf.data());
+      extractBlock(step.data(), grid, b, buf.data());
       if (!keepAll && blockMeanSquare(grid, b, buf.data()) <= threshold) continue;
       const auto [lo, hi] = std::minmax_element(buf.begin(), buf.end());
       BlockRecord r;
@@ -94,17 +104,39 @@ void selectBlocks(const Field& target, const BlockGrid& grid, bool keepAll, floa
   }
 }
 
+// The scale's range grid (RangeGrid::covering its target's min and max), one pass over the target.
+void setRangeGrid(const StepReader& target, const Dims4& dims, ScaleModel& scale) {
+  std::vector<float> step(size_t(dims.voxelsPerStep()));
+  float lo = HUGE_VALF, hi = -HUGE_VALF;
+  for (int64_t t = 0; t < dims.t; ++t) {
+    target(t, step.data());
+    const auto [a, b] = std::minmax_element(step.begin(), step.end());
+    lo = std::min(lo, *a);  // the first smallest and the last largest, as one minmax_element over the scale
+    if (!(*b < hi)) hi = *b;
+  }
+  const RangeGrid rg = RangeGrid::covering(lo, hi);
+  scale.rangeLo = rg.lo;
+  scale.rangeStep = rg.step;
+}
+
 // V_i - U(V_{i+1}) for every level but the coarsest, which is kept as it is: what each scale would have to fit
-// if the coarser scales were perfect. Used to predict how many blocks each scale keeps.
-std::vector<Field> openLoopResiduals(const std::vector<Field>& levels, const PyramidPlan& plan) {
-  std::vector<Field> res;
-  for (size_t i = 0; i + 1 < levels.size(); ++i) {
+// if the coarser scales were perfect. Used to predict how many blocks each scale keeps. The finest (V_0, the
+// size of the input) is computed step by step by `finest`; levels[0] is not held.
+ResidualSteps openLoopResiduals(const std::vector<Field>& levels, const PyramidPlan& plan, const StepReader& finest) {
+  auto coarse = std::make_shared<std::vector<Field>>();
+  for (size_t i = 1; i + 1 < levels.size(); ++i) {
     Field r = levels[i];
     const Field up = upsample(levels[i + 1], plan.halved[i + 1], levels[i].dims);
     for (size_t k = 0; k < r.values.size(); ++k) r.values[k] -= up.values[k];
-    res.push_back(std::move(r));
+    coarse->push_back(std::move(r));
   }
-  res.push_back(levels.back());
+  ResidualSteps res;
+  res.dims = plan.dims;
+  res.read = [coarse, &levels, finest](int i, int64_t t, float* out) {
+    if (i == 0) return finest(t, out);
+    const Field& f = size_t(i) + 1 < levels.size() ? (*coarse)[size_t(i - 1)] : levels[size_t(i)];
+    std::copy_n(f.step(t), f.dims.voxelsPerStep(), out);
+  };
   return res;
 }
 
@@ -142,6 +174,19 @@ double psnrNormalized(const Field& target, const Field& recon) {
                        double(target.values.size()));
 }
 
+// PSNR of a decode against its target, both read step by step.
+double psnrOfSteps(const Dims4& d, const StepReader& target, const StepReader& decoded, const Progress& progress) {
+  std::vector<float> a(size_t(d.voxelsPerStep())), b(a.size());
+  double se = 0;
+  for (int64_t t = 0; t < d.t; ++t) {
+    progress.checkCancel();
+    target(t, a.data());
+    decoded(t, b.data());
+    se += sumSquares(a.data(), b.data(), a.size());
+  }
+  return psnrOfSquares(se, double(d.count()));
+}
+
 // Share of the job's progress bar per scale: proportional to its training work (voxels x epochs).
 std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettings& r) {
   const int S = int(plan.dims.size());
@@ -155,25 +200,13 @@ std::vector<double> progressShares(const PyramidPlan& plan, const ResolvedSettin
   return w;
 }
 
-// PSNR of the CNN's output, one time step at a time (no second copy of the series).
-double psnrWithCnn(const BoundaryCnn& cnn, const Field& decoded, const Field& target) {
-  const Dims4 d = decoded.dims;
-  Field one(Dims4{d.x, d.y, d.z, 1});
-  double se = 0;
-  for (int64_t t = 0; t < d.t; ++t) {
-    std::copy_n(decoded.step(t), d.voxelsPerStep(), one.values.data());
-    applyBoundaryCnn(cnn, one);
-    se += sumSquares(target.step(t), one.values.data(), size_t(d.voxelsPerStep()));
-  }
-  return psnrOfSquares(se, double(d.count()));
-}
-
 constexpr double kRdSlopeDb = 4.0;
 
 // The boundary CNN learns the correction from the finest decode (what the decoder will produce, normalized
-// units) to the original; it is kept only when it lowers the error.
-void trainCnn(Model& model, const Field& decoded, const Field& original, const EncoderSettings& s,
-              const Progress& progress, EncodeReport& rep) {
+// units) to the original; it is kept only when it lowers the error. Both are read step by step (the decode is
+// computed again for each pass: it is never held whole).
+void trainCnn(Model& model, const Dims4& d, const StepReader& decoded, const StepReader& original,
+              const EncoderSettings& s, const Progress& progress, EncodeReport& rep) {
   Timer t;
   BoundaryCnnOptions o;
   o.channels = s.cnnChannels;
@@ -185,9 +218,14 @@ void trainCnn(Model& model, const Field& decoded, const Field& original, const E
   o.threads = 1;
   o.comm = s.comm;
   progress.report(1.0, "training the boundary CNN");
-  BoundaryCnn cnn = trainBoundaryCnn(decoded, original, o, progress);
-  rep.psnrBeforeCnn = psnrNormalized(original, decoded);
-  rep.psnrAfterCnn = psnrWithCnn(cnn, decoded, original);
+  BoundaryCnn cnn = trainBoundaryCnn(
+      d, [&](int64_t step, float* dec, float* orig) { decoded(step, dec), original(step, orig); }, o, progress);
+  Field one(Dims4{d.x, d.y, d.z, 1});
+  rep.psnrAfterCnn = psnrOfSteps(d, original, [&](int64_t step, float* out) {
+    decoded(step, one.values.data());
+    applyBoundaryCnn(cnn, one);
+    std::copy(one.values.begin(), one.values.end(), out);
+  }, progress);
   rep.cnnSeconds = t.seconds();
   // Kept when its gain beats what its bytes would buy elsewhere: about kRdSlopeDb per doubling of the archive
   // (the slope of ECNR's own rate-distortion curve near CR 100-300, BENCHMARKS.md).
@@ -209,29 +247,43 @@ Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& se
   return encodeWithQuality(field, meta, settings, progress, report);
 }
 
+Model encode(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+             const Progress& progress, EncodeReport* report) {
+  if (settings.mode == QualityMode::Expert) return encodeNetwork(source, meta, settings, progress, report);
+  if (const Field* f = source.field()) return encodeWithQuality(*f, meta, settings, progress, report);
+  return encodeWithQuality(readAll(source), meta, settings, progress, report);
+}
+
 std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const EncoderSettings& settings,
                                  int64_t windowSteps, const Progress& progress, std::vector<EncodeReport>* reports) {
-  validateDims(field.dims);
-  if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");
-  if (!meta.times.empty() && int64_t(meta.times.size()) != field.dims.t)
-    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(field.dims.t) + " steps");
-  const int64_t T = field.dims.t;
+  return encodeWindows(MemorySource(field), meta, settings, windowSteps, progress, reports);
+}
+
+std::vector<Model> encodeWindows(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+                                 int64_t windowSteps, const Progress& progress, std::vector<EncodeReport>* reports) {
+  const Dims4 dims = source.dims();
+  validateDims(dims);
+  if (!meta.times.empty() && int64_t(meta.times.size()) != dims.t)
+    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(dims.t) + " steps");
+  const int64_t T = dims.t;
   const int64_t w = windowSteps <= 0 || windowSteps >= T ? T : windowSteps;
   const int64_t count = (T + w - 1) / w;
   std::vector<Model> out;
-  if (count == 1) {  // the whole series: no copy of it
-    EncodeReport rep;
-    out.push_back(encode(field, meta, settings, progress, &rep));
-    if (reports) reports->push_back(rep);
-    return out;
-  }
   for (int64_t k = 0; k < count; ++k) {
     const int64_t first = k * w, n = std::min(w, T - first);
-    auto [part, partMeta] = sliceWindow(field, meta, first, n);
-    progress.report(double(k) / double(count), "time window " + std::to_string(k + 1) + "/" + std::to_string(count) +
-                                                   ": steps " + std::to_string(first) + "-" + std::to_string(first + n - 1));
+    GridMeta partMeta = meta;
+    if (!meta.times.empty()) partMeta.times.assign(meta.times.begin() + first, meta.times.begin() + first + n);
+    if (count > 1)
+      progress.report(double(k) / double(count), "time window " + std::to_string(k + 1) + "/" + std::to_string(count) +
+                                                     ": steps " + std::to_string(first) + "-" + std::to_string(first + n - 1));
     EncodeReport rep;
-    out.push_back(encode(part, partMeta, settings, progress, &rep));
+    if (count == 1) {
+      out.push_back(encode(source, partMeta, settings, progress, &rep));  // the whole series: no window view
+    } else {
+      // A window of an in-memory field is read in place (the quality modes want a Field: they get the window's).
+      const WindowSource part(source, first, n);
+      out.push_back(encode(part, partMeta, settings, progress, &rep));
+    }
     out.back().firstStep = first;
     if (reports) reports->push_back(rep);
   }
@@ -240,39 +292,59 @@ std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const
 
 Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
                     EncodeReport* report) {
+  return encodeNetwork(MemorySource(field), meta, settings, progress, report);
+}
+
+Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+                    const Progress& progress, EncodeReport* report) {
   Timer timer;
-  validateDims(field.dims);
-  if (int64_t(field.values.size()) != field.dims.count()) throw Error("field size does not match its dims");
-  checkFinite(field);
-  if (!meta.times.empty() && int64_t(meta.times.size()) != field.dims.t)
-    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(field.dims.t) + " steps");
-  ResolvedSettings r = resolveSettings(settings, field.dims);
-  const PyramidPlan plan = planPyramid(field.dims, r.s.scales, r.s.minAxisLength);
+  const Dims4 dims = source.dims();
+  validateDims(dims);
+  if (!meta.times.empty() && int64_t(meta.times.size()) != dims.t)
+    throw Error("time values: " + std::to_string(meta.times.size()) + " given for " + std::to_string(dims.t) + " steps");
+  ResolvedSettings r = resolveSettings(settings, dims);
+  const PyramidPlan plan = planPyramid(dims, r.s.scales, r.s.minAxisLength);
   const int S = int(plan.dims.size());
 
   Model model;
-  model.dims = field.dims;
+  model.dims = dims;
   model.meta = meta;
-  const auto [lo, hi] = std::minmax_element(field.values.begin(), field.values.end());
-  model.dataMin = *lo;
-  model.dataMax = *hi;
+  std::tie(model.dataMin, model.dataMax) = finiteRange(source);  // refuses NaN / Inf
   model.shape.latentDim = r.s.latentDim;
   model.shape.hidden = r.s.hidden;
   model.shape.sineLayers = r.s.sineLayers;
   model.shape.omega0 = r.s.omega0;
 
-  // Pyramid of targets, finest first: V_0 = normalized input, V_{i+1} = D(V_i).
-  std::vector<Field> levels;
-  levels.push_back(normalize(field, model.dataMin, model.dataMax));
-  for (int i = 1; i < S; ++i) levels.push_back(downsample(levels.back(), plan.halved[size_t(i)]));
+  // Pyramid of targets, finest first: V_0 = normalized input, V_{i+1} = D(V_i). V_0, the size of the input, is
+  // never held: it is read and normalized step by step from the source whenever a pass needs it.
+  const float lo = model.dataMin, hi = model.dataMax;
+  const StepReader input = [&source, lo, hi, n = dims.voxelsPerStep()](int64_t t, float* out) {
+    source.readStep(t, out);
+    normalizeInPlace(out, n, lo, hi);
+  };
+  std::vector<Field> levels(static_cast<size_t>(S));
+  if (S > 1) levels[1] = downsample(source, plan.halved[1], [lo, hi](float* v, int64_t n) { normalizeInPlace(v, n, lo, hi); });
+  for (int i = 2; i < S; ++i) levels[size_t(i)] = downsample(levels[size_t(i - 1)], plan.halved[size_t(i)]);
 
   const bool chooseBlocks = settings.blockDims[0] <= 0 || settings.blockDims[1] <= 0 || settings.blockDims[2] <= 0;
-  if (chooseBlocks) r.blockDims = chooseBlockDims(openLoopResiduals(levels, plan), r);
+  if (chooseBlocks) {
+    // V_0 - U(V_1), step by step (S = 1: the single scale is the coarsest, nothing to read).
+    std::unique_ptr<StepUpsampler> up = S > 1 ? std::make_unique<StepUpsampler>(levels[1], plan.halved[1], dims) : nullptr;
+    std::vector<float> base(size_t(dims.voxelsPerStep()));
+    const StepReader finest = [&](int64_t t, float* out) {
+      input(t, out);
+      up->step(t, base.data());
+      for (size_t k = 0; k < base.size(); ++k) out[k] -= base[k];
+    };
+    r.blockDims = chooseBlockDims(openLoopResiduals(levels, plan, finest), r);
+  }
   EncodeReport rep;
   rep.blockDims = r.blockDims;
   const std::vector<double> share = progressShares(plan, r);
   double done = 0;
-  Field recon;
+  Field recon;  // the reconstruction of the last scale done, while it is a coarse one
+  std::unique_ptr<StepUpsampler> finestUp;
+  StepReader finestDecoded;  // the finest scale's reconstruction, step by step, once it is trained
   const bool constant = !(model.dataMax > model.dataMin);
   for (int p = 0; p < S; ++p) {
     const int i = S - 1 - p;  // plan index, 0 = finest
@@ -284,28 +356,40 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     scale.precision = r.s.precision;
     const BlockGrid grid = makeBlockGrid(scale.dims, r.blockDims);
     // Closed loop: the residual is taken against what the decoder will reconstruct, not the ideal coarse level.
-    // (Memory: the full-resolution fields of a scale live only as long as they are needed; the blocks' training
-    // values are the one copy kept while the MLPs train.)
-    // The finest level becomes the target in place (it is the size of the input); it is normalized again from
-    // the input when the scale is done.
-    Field target = i == 0 ? std::move(levels[0]) : levels[size_t(i)];
-    if (p > 0) {
-      const Field base = upsample(recon, model.scales.back().halved, scale.dims);
-      for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= base.values[k];
+    // A coarse scale's target is held while its blocks are selected; the finest scale's (the size of the input)
+    // is computed step by step: V_0 - U(coarser reconstruction). The blocks' training values are the one copy of
+    // the scale kept while the MLPs train.
+    Field target;
+    std::unique_ptr<StepUpsampler> up;
+    std::vector<float> base;
+    StepReader targetStep;
+    if (i > 0) {
+      target = levels[size_t(i)];
+      if (p > 0) {
+        const Field b = upsample(recon, model.scales.back().halved, scale.dims);
+        for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= b.values[k];
+      }
+      targetStep = stepsOf(target);
+    } else if (p == 0) {
+      targetStep = input;
+    } else {
+      up = std::make_unique<StepUpsampler>(recon, model.scales.back().halved, scale.dims);
+      base.resize(size_t(scale.dims.voxelsPerStep()));
+      targetStep = [&](int64_t t, float* out) {
+        input(t, out);
+        up->step(t, base.data());
+        for (size_t k = 0; k < base.size(); ++k) out[k] -= base[k];
+      };
     }
-
-    if (r.s.quantizeRanges && !target.values.empty()) {
-      const auto [tlo, thi] = std::minmax_element(target.values.begin(), target.values.end());
-      const RangeGrid rg = RangeGrid::covering(*tlo, *thi);
-      scale.rangeLo = rg.lo;
-      scale.rangeStep = rg.step;
-    }
+    if (r.s.quantizeRanges) setRangeGrid(targetStep, scale.dims, scale);
     TrainingSet set;
     set.blockDims = r.blockDims;
     ScaleReport sr;
     sr.dims = scale.dims;
-    if (!constant) selectBlocks(target, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
+    if (!constant) selectBlocks(targetStep, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
     target = Field();
+    up.reset();
+    base = std::vector<float>();
     if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
     int features = 0;
     const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
@@ -315,7 +399,6 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
                          : assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
                                         r.s.seed + uint64_t(p), &set.mlpCount);
     for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
-
     TrainOptions o;
     o.epochs = r.epochs[size_t(p)];
     o.batchPerMlp = r.s.batchPerMlp;
@@ -350,7 +433,7 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     set = TrainingSet();
     applyStoragePrecision(scale, model.shape);
     model.scales.push_back(std::move(scale));
-    recon = reconstructScale(model, p, p == 0 ? nullptr : &recon);
+    if (i > 0) recon = reconstructScale(model, p, p == 0 ? nullptr : &recon);
     done += share[size_t(p)];
 
     sr.effectiveBlocks = effective;
@@ -360,14 +443,27 @@ Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSetti
     sr.trainLoss = ts.finalLoss;
     sr.sparsity = ts.sparsity;
     sr.samplesPerSecond = ts.seconds > 0 ? double(ts.samples) / ts.seconds : 0;
-    if (i == 0) levels[0] = normalize(field, model.dataMin, model.dataMax);
-    sr.psnrAfter = psnrNormalized(levels[size_t(i)], recon);
+    if (i > 0) {
+      sr.psnrAfter = psnrNormalized(levels[size_t(i)], recon);
+    } else {
+      // The finest reconstruction, as reconstructScale computes it, one step at a time: U(coarser) + blocks.
+      if (p > 0) finestUp = std::make_unique<StepUpsampler>(recon, model.scales[size_t(p - 1)].halved, dims);
+      finestDecoded = [&, p](int64_t t, float* out) {
+        if (finestUp) finestUp->step(t, out);
+        else std::fill_n(out, dims.voxelsPerStep(), 0.0f);
+        addBlockOutputs(model, p, t, out);
+      };
+      sr.psnrAfter = psnrOfSteps(dims, input, finestDecoded, progress);
+    }
     std::ostringstream fin;
     fin << o.label << " done: PSNR " << sr.psnrAfter << " dB at this scale, " << ts.seconds << " s";
     progress.report(done, fin.str());
     rep.scales.push_back(sr);
   }
-  if (r.s.boundaryCnn && !constant) trainCnn(model, recon, levels[0], r.s, progress, rep);
+  if (r.s.boundaryCnn && !constant) {
+    rep.psnrBeforeCnn = rep.scales.back().psnrAfter;
+    trainCnn(model, dims, finestDecoded, input, r.s, progress, rep);
+  }
   rep.seconds = timer.seconds();
   if (report) *report = rep;
   return model;

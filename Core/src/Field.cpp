@@ -1,5 +1,7 @@
 #include "ecnr/Field.h"
 
+#include "ecnr/FieldSource.h"
+
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -29,16 +31,6 @@ void validateDims(const Dims4& d) {
   if (product > limit / 4) throw Error("invalid dims " + d.str() + ": byte size overflows 64 bits");
 }
 
-void checkFinite(const Field& f) {
-  for (size_t i = 0; i < f.values.size(); ++i) {
-    if (!std::isfinite(f.values[i])) {
-      const int64_t n = int64_t(i), X = f.dims.x, Y = f.dims.y, Z = f.dims.z;
-      std::ostringstream s;
-      s << "input has a non-finite value (" << f.values[i] << ") at x=" << n % X << " y=" << (n / X) % Y
-        << " z=" << (n / (X * Y)) % Z << " t=" << n / (X * Y * Z) << "; ECNR needs finite values";
-      throw Error(s.str());
-    }
-  }
-}
+void checkFinite(const Field& f) { finiteRange(MemorySource(f)); }
 
 }  // namespace ecnr

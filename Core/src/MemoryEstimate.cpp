@@ -33,17 +33,23 @@ uint64_t ceilDiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) {
+uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, bool inputHeld) {
   validateDims(dims);
   const PyramidPlan plan = planPyramid(dims, r.s.scales, r.s.minAxisLength);
   const int S = int(plan.dims.size());
-  uint64_t levels = 0;  // every level of the normalized pyramid (Encoder.cpp: `levels`)
-  for (const Dims4& d : plan.dims) levels = add(levels, mul(uint64_t(d.count()), kFloat));
-  const uint64_t input = mul(uint64_t(dims.count()), kFloat);  // the caller's field
+  uint64_t levels = 0;  // the coarser levels of the normalized pyramid (Encoder.cpp `levels`; V_0 is never held)
+  for (int i = 1; i < S; ++i) levels = add(levels, mul(uint64_t(plan.dims[size_t(i)].count()), kFloat));
+  const bool quality = r.s.mode != QualityMode::Expert;  // the quality modes hold the series (Quality.cpp)
+  const uint64_t input = inputHeld || quality ? mul(uint64_t(dims.count()), kFloat) : 0;
+  const uint64_t step = mul(uint64_t(dims.voxelsPerStep()), kFloat);  // one finest time step
 
-  // Choosing the block size from the data builds the open-loop residuals: a second pyramid plus one upsample.
+  // Building V_1 from the source: three smoothed fine steps and a buffer (Pyramid.cpp downsample).
+  const uint64_t pyramid = mul(step, 4);
+  // Choosing the block size from the data: the open-loop residuals of the coarser levels (held: at most the
+  // levels again, with an upsample of each), the finest step by step (input, base, two upsampled coarse steps,
+  // the step read for the counts).
   const bool chooseBlocks = r.s.blockDims[0] <= 0 || r.s.blockDims[1] <= 0 || r.s.blockDims[2] <= 0;
-  const uint64_t choosing = chooseBlocks ? add(levels, input) : 0;
+  const uint64_t choosing = chooseBlocks ? add(mul(levels, 2), mul(step, 5)) : 0;
 
   // The scale loop; the largest scale dominates but every one is evaluated.
   const MlpShape shape{r.s.latentDim, r.s.hidden, r.s.sineLayers, r.s.omega0};
@@ -58,10 +64,10 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     const uint64_t mlps = p == S - 1 && r.s.finestMlps > 0
                               ? std::min(blocks, uint64_t(r.s.finestMlps))
                               : ceilDiv(blocks, uint64_t(std::max(1, r.blocksPerMlp[size_t(p)])));
-    const uint64_t voxels = mul(uint64_t(d.count()), kFloat);
-    // Two fields of the scale at a time (target and base, then target and the training values, then the new
-    // reconstruction and the level it is measured against) and the coarser reconstruction.
-    uint64_t bytes = add(mul(voxels, 2), mul(uint64_t(coarser.count()), kFloat));
+    // A coarser scale: two fields of it at a time (target and base, then the new reconstruction and the one it
+    // came from). The finest: four of its steps (the target step, its base, two upsampled coarse steps).
+    const uint64_t fields = p + 1 < S ? mul(mul(uint64_t(d.count()), kFloat), 2) : mul(step, 4);
+    uint64_t bytes = add(fields, mul(uint64_t(coarser.count()), kFloat));
     // TrainingSet values (padded blocks, reserved once).
     bytes = add(bytes, mul(mul(blocks, blockVoxels), kFloat));
     // Per block: record (20), valid dims (12), loss weight, MLP index, features (<= 512 floats), sampler ids (8).
@@ -83,20 +89,32 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r) 
     bytes = add(bytes, mul(mul(inFlight, perSample), 2 * kFloat));
     loop = std::max(loop, bytes);
   }
-  // The boundary CNN after the last scale: the finest decode, one corrected step at a time, and LibTorch's
-  // convolution workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
-  const uint64_t cnn =
-      r.s.boundaryCnn ? add(add(input, mul(uint64_t(dims.voxelsPerStep()), kFloat)), uint64_t(48) << 20) : 0;
+  // The boundary CNN after the last scale: its patches (drawn first, kept), the finest decode and the original
+  // one step at a time with the upsampled coarse steps, the coarser reconstruction, and LibTorch's convolution
+  // workspace (measured about 20 MiB on small patches; 48 MiB leaves room).
+  uint64_t cnn = 0;
+  if (r.s.boundaryCnn) {
+    const int64_t halo = 5;  // layers x kernel / 2
+    uint64_t in = 1, out = 1;
+    for (int a = 0; a < 3; ++a) {
+      const uint64_t p = uint64_t(std::min<int64_t>(16, dims[a]));
+      in = mul(in, std::min<uint64_t>(p + 2 * halo, uint64_t(dims[a])));
+      out = mul(out, p);
+    }
+    const uint64_t patches = mul(uint64_t(std::max(1, r.s.cnnSteps)) * 2 + 8, mul(add(in, out), kFloat));
+    const uint64_t coarserRecon = S > 1 ? mul(uint64_t(plan.dims[1].count()), kFloat) : 0;
+    cnn = add(add(add(patches, mul(step, 5)), coarserRecon), uint64_t(48) << 20);
+  }
   // Quality modes (Quality.cpp), after the network: its decode, the corrected decode, the coded correction (at
   // most about the input), and per coding thread one step's integers and symbols (Residual.cpp: 28 bytes a voxel).
-  uint64_t quality = 0;
-  if (r.s.mode != QualityMode::Expert) {
+  uint64_t correction = 0;
+  if (quality) {
     const uint64_t threads = std::min<uint64_t>(uint64_t(dims.t), r.s.threads > 0 ? uint64_t(r.s.threads)
                                                                                   : uint64_t(std::max(1u, std::thread::hardware_concurrency())));
-    quality = add(mul(input, 3), mul(mul(uint64_t(dims.voxelsPerStep()), 32), threads));
+    correction = add(mul(input, 3), mul(mul(uint64_t(dims.voxelsPerStep()), 32), threads));
   }
-  const uint64_t working = std::max({choosing, loop, cnn});
-  return add(add(input, std::max(add(levels, working), quality)), kRuntimeBytes);
+  const uint64_t working = std::max({pyramid, choosing, loop, cnn});
+  return add(add(input, std::max(add(levels, working), correction)), kRuntimeBytes);
 }
 
 uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolution) {

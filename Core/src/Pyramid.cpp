@@ -107,6 +107,53 @@ Field downsample(const Field& fine, const HalvedAxes& halved) {
   return coarse;
 }
 
+Field downsample(const FieldSource& fine, const HalvedAxes& halved, const std::function<void(float*, int64_t)>& prepare) {
+  const Dims4 fd = fine.dims();
+  const Dims4 cd = downsampledDims(fd, halved);
+  Dims4 sd = fd;
+  sd.t = 1;
+  // Fine step ft, prepared and smoothed along the halved spatial axes (smoothAxis on a one-step field computes
+  // each voxel as it does on the whole series: spatial neighbours never cross a step).
+  std::map<int64_t, Field> smoothed;
+  Field tmp(sd);
+  auto smoothStep = [&](int64_t ft) -> const Field& {
+    auto it = smoothed.find(ft);
+    if (it != smoothed.end()) return it->second;
+    Field f(sd);
+    fine.readStep(ft, f.values.data());
+    prepare(f.values.data(), int64_t(f.values.size()));
+    for (int a = 0; a < 3; ++a) {
+      if (!halved[size_t(a)]) continue;
+      smoothAxis(f, tmp, a);
+      std::swap(f.values, tmp.values);
+    }
+    return smoothed.emplace(ft, std::move(f)).first->second;
+  };
+  Field coarse(cd);
+  for (int64_t t = 0; t < cd.t; ++t) {
+    const int64_t ft = halved[3] ? keptPosition(t, fd.t, true) : t;
+    smoothed.erase(smoothed.begin(), smoothed.lower_bound(ft - 1));
+    const Field& c = smoothStep(ft);
+    const Field& lo = halved[3] && ft > 0 ? smoothStep(ft - 1) : c;
+    const Field& hi = halved[3] && ft + 1 < fd.t ? smoothStep(ft + 1) : c;
+#pragma omp parallel for schedule(static)
+    for (int64_t z = 0; z < cd.z; ++z) {
+      const int64_t fz = halved[2] ? 2 * z : z;
+      for (int64_t y = 0; y < cd.y; ++y) {
+        const int64_t fy = halved[1] ? 2 * y : y;
+        for (int64_t x = 0; x < cd.x; ++x) {
+          const int64_t i = c.index(halved[0] ? 2 * x : x, fy, fz, 0);
+          // The time smoothing of smoothAxis, at the kept voxels only.
+          coarse.at(x, y, z, t) = halved[3] ? 0.25f * lo.values[size_t(i)] + 0.5f * c.values[size_t(i)] +
+                                                  0.25f * hi.values[size_t(i)]
+                                            : c.values[size_t(i)];
+        }
+      }
+    }
+  }
+  return coarse;
+}
+
 void upsampleSpace(const float* coarse, const Dims4& coarseDims, const HalvedAxes& halved, const Dims4& fineDims,
                    float* fine) {
   // Precompute the per-axis interpolation for x; y and z are computed per row / plane.
@@ -154,6 +201,38 @@ Field upsample(const Field& coarse, const HalvedAxes& halved, const Dims4& fineD
     for (int64_t i = 0; i < n; ++i) o[i] = a[i] + lt.w1 * (b[i] - a[i]);
   }
   return out;
+}
+
+StepUpsampler::StepUpsampler(const Field& coarse, const HalvedAxes& halved, const Dims4& fineDims)
+    : coarse_(coarse), halved_(halved), fine_(fineDims) {
+  if (downsampledDims(fineDims, halved) != coarse.dims)
+    throw Error("upsample: coarse dims " + coarse.dims.str() + " do not match fine dims " + fineDims.str());
+}
+
+const std::vector<float>& StepUpsampler::spaced(int64_t coarseT) {
+  auto it = cache_.find(coarseT);
+  if (it != cache_.end()) return it->second;
+  std::vector<float> v(size_t(fine_.voxelsPerStep()));
+  upsampleSpace(coarse_.step(coarseT), coarse_.dims, halved_, fine_, v.data());
+  return cache_.emplace(coarseT, std::move(v)).first->second;
+}
+
+void StepUpsampler::step(int64_t t, float* out) {
+  checkStepIndex(fine_, t);
+  const int64_t n = fine_.voxelsPerStep();
+  if (!halved_[3]) {
+    cache_.clear();
+    upsampleSpace(coarse_.step(t), coarse_.dims, halved_, fine_, out);
+    return;
+  }
+  const AxisLerp lt = coarsePosition(t, fine_.t, true, true);
+  // Keep only the two coarse steps this one needs (the next fine steps need the same or later ones).
+  for (auto it = cache_.begin(); it != cache_.end();)
+    it = it->first == lt.i0 || it->first == lt.i1 ? std::next(it) : cache_.erase(it);
+  const float* a = spaced(lt.i0).data();
+  const float* b = spaced(lt.i1).data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + lt.w1 * (b[i] - a[i]);
 }
 
 }  // namespace ecnr

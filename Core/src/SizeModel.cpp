@@ -63,20 +63,19 @@ int64_t cnnBytes(const ResolvedSettings& r) {
   return 64 + (params * r.s.cnnBits + 7) / 8;
 }
 
-// Blocks of a residual field whose mean square exceeds the threshold.
-int64_t keptBlocks(const Field& residual, const std::array<int, 3>& blockDims, float threshold) {
-  const BlockGrid g = makeBlockGrid(residual.dims, blockDims);
+// Blocks of one time step of a residual (a 3D array of dims) whose mean square exceeds the threshold.
+int64_t keptBlocks(const float* step, const Dims4& dims, const std::array<int, 3>& blockDims, float threshold) {
+  const BlockGrid g = makeBlockGrid(dims, blockDims);
   const int64_t nb = g.blocksPerStep();
   int64_t kept = 0;
 #pragma omp parallel for reduction(+ : kept) schedule(dynamic, 8)
-  for (int64_t i = 0; i < nb * residual.dims.t; ++i) {
-    const int64_t t = i / nb, b = i % nb;
+  for (int64_t b = 0; b < nb; ++b) {
     const auto o = g.origin(b);
     const auto v = g.validDims(b);
     double sum = 0;
     for (int z = 0; z < v[2]; ++z)
       for (int y = 0; y < v[1]; ++y) {
-        const float* row = residual.step(t) + ((o[2] + z) * g.dims.y + o[1] + y) * g.dims.x + o[0];
+        const float* row = step + ((o[2] + z) * g.dims.y + o[1] + y) * g.dims.x + o[0];
         for (int x = 0; x < v[0]; ++x) sum += double(row[x]) * row[x];
       }
     kept += sum / double(g.validVoxels(b)) > threshold ? 1 : 0;
@@ -95,33 +94,84 @@ std::array<int, 3> edgeDims(const Dims4& dims, int edge) {
 
 }  // namespace
 
-SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSettings& r,
-                          const std::array<int, 3>& blockDims) {
-  const int S = int(residuals.size());
+namespace {
+
+// The candidate block dims in the chooser's order, up to the first that covers the grid.
+std::vector<std::array<int, 3>> candidateBlocks(const Dims4& dims) {
+  std::vector<std::array<int, 3>> out;
+  for (int edge : kEdges) {
+    out.push_back(edgeDims(dims, edge));
+    if (edge >= std::max({dims.x, dims.y, dims.z})) break;
+  }
+  return out;
+}
+
+// kept[c][i]: blocks of candidate c kept at scale i (finest first; the coarsest keeps all), every step of a scale
+// read once for all candidates.
+std::vector<std::vector<int64_t>> keptCounts(const ResidualSteps& res, const std::vector<std::array<int, 3>>& cands,
+                                             float threshold) {
+  const size_t S = res.dims.size();
+  std::vector<std::vector<int64_t>> kept(cands.size(), std::vector<int64_t>(S, 0));
+  std::vector<float> step;
+  for (size_t i = 0; i < S; ++i) {
+    const Dims4& d = res.dims[i];
+    if (i + 1 == S) {
+      for (size_t c = 0; c < cands.size(); ++c) kept[c][i] = makeBlockGrid(d, cands[c]).blocksPerStep() * d.t;
+      continue;
+    }
+    step.resize(size_t(d.voxelsPerStep()));
+    for (int64_t t = 0; t < d.t; ++t) {
+      res.read(int(i), t, step.data());
+      for (size_t c = 0; c < cands.size(); ++c) kept[c][i] += keptBlocks(step.data(), d, cands[c], threshold);
+    }
+  }
+  return kept;
+}
+
+SizeEstimate estimateFromCounts(const Dims4& dims, const std::vector<int64_t>& kept, const ResolvedSettings& r) {
+  const int S = int(kept.size());
   SizeEstimate e;
   e.bytes = kFixedBytes + cnnBytes(r);
   for (int i = 0; i < S; ++i) {
-    const Field& res = residuals[size_t(i)];
-    const BlockGrid g = makeBlockGrid(res.dims, blockDims);
-    const int64_t n = i == S - 1 ? g.blocksPerStep() * res.dims.t : keptBlocks(res, blockDims, r.s.threshold);
+    const int64_t n = kept[size_t(i)];
     const int b = r.blocksPerMlp[size_t(S - 1 - i)];
     e.blocks += n;
     e.mlps += (n + b - 1) / b;
     e.bytes += scaleBytes(r, n, b);
   }
-  e.ratio = double(residuals.front().dims.count()) * 4.0 / double(e.bytes);
+  e.ratio = double(dims.count()) * 4.0 / double(e.bytes);
   return e;
 }
 
+ResidualSteps stepsOf(const std::vector<Field>& residuals) {
+  ResidualSteps res;
+  for (const Field& f : residuals) res.dims.push_back(f.dims);
+  res.read = [&residuals](int i, int64_t t, float* out) {
+    const Field& f = residuals[size_t(i)];
+    std::copy_n(f.step(t), f.dims.voxelsPerStep(), out);
+  };
+  return res;
+}
+
+}  // namespace
+
+SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSettings& r,
+                          const std::array<int, 3>& blockDims) {
+  const ResidualSteps res = stepsOf(residuals);
+  return estimateFromCounts(res.dims.front(), keptCounts(res, {blockDims}, r.s.threshold).front(), r);
+}
+
+std::array<int, 3> chooseBlockDims(const ResidualSteps& res, const ResolvedSettings& r) {
+  const Dims4& dims = res.dims.front();
+  const std::vector<std::array<int, 3>> cands = candidateBlocks(dims);
+  const std::vector<std::vector<int64_t>> kept = keptCounts(res, cands, r.s.threshold);
+  for (size_t c = 0; c < cands.size(); ++c)
+    if (estimateFromCounts(dims, kept[c], r).ratio >= r.s.targetRatio) return cands[c];
+  return cands.back();
+}
+
 std::array<int, 3> chooseBlockDims(const std::vector<Field>& residuals, const ResolvedSettings& r) {
-  const Dims4& dims = residuals.front().dims;
-  std::array<int, 3> best = edgeDims(dims, 4);
-  for (int edge : kEdges) {
-    best = edgeDims(dims, edge);
-    if (edge >= std::max({dims.x, dims.y, dims.z})) break;
-    if (estimateSize(residuals, r, best).ratio >= r.s.targetRatio) break;
-  }
-  return best;
+  return chooseBlockDims(stepsOf(residuals), r);
 }
 
 SizeEstimate estimateSize(const Dims4& dims, const ResolvedSettings& r, const std::array<int, 3>& blockDims) {

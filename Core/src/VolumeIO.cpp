@@ -86,6 +86,36 @@ private:
   size_t size_ = 0;
 };
 
+bool convertNpyData(const std::string& code, const uint8_t* src, size_t count, float* dst);
+
+/// A mapped file's values, one time step at a time: converted from the page cache, then the step's pages let go,
+/// so reading the whole series (or several passes over it) never holds more than a step of the file.
+class MappedSource final : public FieldSource {
+public:
+  MappedSource(std::shared_ptr<const MappedFile> file, size_t offset, std::string code, size_t item, const Dims4& dims)
+      : file_(std::move(file)), offset_(offset), code_(std::move(code)), item_(item), dims_(dims) {}
+  Dims4 dims() const override { return dims_; }
+  void readStep(int64_t t, float* out) const override {
+    checkStepIndex(dims_, t);
+    const size_t n = size_t(dims_.voxelsPerStep()), at = offset_ + size_t(t) * n * item_;
+    // In chunks of about 64 MB, each let go once converted.
+    const size_t chunk = std::max<size_t>(1, (size_t(64) << 20) / item_);
+    for (size_t i = 0; i < n; i += chunk) {
+      const size_t m = std::min(chunk, n - i);
+      if (!convertNpyData(code_, file_->data() + at + i * item_, m, out + i))
+        throw Error("dtype '" + code_ + "' has no converter");  // npyItemSize and the table disagree
+      file_->release(at + i * item_, m * item_);
+    }
+  }
+
+private:
+  std::shared_ptr<const MappedFile> file_;
+  size_t offset_;
+  std::string code_;
+  size_t item_;
+  Dims4 dims_;
+};
+
 std::vector<uint8_t> readWholeFile(const std::string& path) {
   std::vector<uint8_t> bytes(size_t(fileSize(path)));
   if (!bytes.empty()) readBytes(path, bytes.data(), bytes.size());
@@ -532,24 +562,6 @@ void fillSidecarMeta(const Json& root, const Dims4& dims, GridMeta& meta) {
   if (origin.size() == 3) std::copy(origin.begin(), origin.end(), meta.origin.begin());
 }
 
-Field readSidecar(const std::string& path, const std::string& array, GridMeta* meta) {
-  const std::vector<uint8_t> bytes = readWholeFile(path);
-  const Json root = JsonParser(std::string(bytes.begin(), bytes.end()), path).parseDocument();
-  if (root.kind != Json::Object) throw Error(path + ": sidecar is not a JSON object");
-  const std::string* stored = stringMember(root, "stored_dtype");
-  if (stored && *stored != "float32")
-    throw Error(path + ": sidecar data is " + *stored + "; only raw float32 files are read");
-  const Dims4 dims = sidecarDims(root, path);
-  const auto [name, file] = sidecarArray(root, array, path);
-  const fs::path dataPath = fs::path(file).is_absolute() ? fs::path(file) : fs::path(path).parent_path() / file;
-  Field f = readRaw(dataPath.string(), dims);
-  if (meta) {
-    meta->arrayName = name;
-    fillSidecarMeta(root, dims, *meta);
-  }
-  return f;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Dims strings
 
@@ -571,69 +583,84 @@ int64_t parseCount(const std::string& token, const std::string& whole) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-Field readRaw(const std::string& path, const Dims4& dims) {
+std::unique_ptr<FieldSource> openRaw(const std::string& path, const Dims4& dims) {
   validateDims(dims);
   const uint64_t expected = uint64_t(dims.count()) * 4;
   const uint64_t actual = fileSize(path);
   if (actual != expected)
     throw Error(path + ": raw float32 file has " + std::to_string(actual) + " bytes but dims " + dims.str() +
                 " need " + std::to_string(expected) + " bytes");
-  Field f(dims);
-  readBytes(path, f.values.data(), expected);
-  if (!hostIsLittleEndian()) swapWords(reinterpret_cast<uint8_t*>(f.values.data()), f.values.size(), 4);
-  return f;
+  return std::make_unique<MappedSource>(std::make_shared<const MappedFile>(path), 0, "f4", 4, dims);
 }
+
+Field readRaw(const std::string& path, const Dims4& dims) { return readAll(*openRaw(path, dims)); }
 
 void writeRaw(const Field& f, const std::string& path) {
   checkFieldSize(f, path);
   writeFloatsAtomic(path, {}, f.values);
 }
 
-Field readNpy(const std::string& path) {
-  const MappedFile file(path);
-  const NpyHeader h = parseNpyHeader(file.data(), file.size(), path);
+std::unique_ptr<FieldSource> openNpy(const std::string& path) {
+  auto file = std::make_shared<const MappedFile>(path);
+  const NpyHeader h = parseNpyHeader(file->data(), file->size(), path);
   if (h.fortranOrder) throw Error(path + ": .npy is in Fortran order; save it C-ordered (np.ascontiguousarray)");
   const size_t item = npyItemSize(h.descr);
   if (item == 0)
     throw Error(path + ": .npy dtype '" + h.descr +
                 "' is not supported (little-endian float32/64, int8-64 or uint8-64 only)");
   const Dims4 dims = dimsFromShape(h.shape, path);
-  const uint64_t need = uint64_t(dims.count()) * item, have = file.size() - h.dataOffset;
+  const uint64_t need = uint64_t(dims.count()) * item, have = file->size() - h.dataOffset;
   if (have < need)
     throw Error(path + ": .npy data has " + std::to_string(have) + " bytes but shape needs " + std::to_string(need));
-  Field f(dims);
-  // In chunks, each chunk's file pages let go once converted: the peak is the field, not the field + the file.
-  const size_t chunk = std::max<size_t>(1, (size_t(64) << 20) / item);
-  for (size_t at = 0; at < f.values.size(); at += chunk) {
-    const size_t n = std::min(chunk, f.values.size() - at);
-    if (!convertNpyData(h.descr.substr(1), file.data() + h.dataOffset + at * item, n, f.values.data() + at))
-      throw Error(path + ": .npy dtype '" + h.descr + "' has no converter");  // npyItemSize and the table disagree
-    file.release(h.dataOffset + at * item, n * item);
-  }
-  return f;
+  return std::make_unique<MappedSource>(std::move(file), h.dataOffset, h.descr.substr(1), item, dims);
 }
+
+Field readNpy(const std::string& path) { return readAll(*openNpy(path)); }
 
 void writeNpy(const Field& f, const std::string& path) {
   checkFieldSize(f, path);
   writeFloatsAtomic(path, npyHeaderBytes(f.dims), f.values);
 }
 
-Field readField(const std::string& path, const Dims4* dims, const std::string& array, GridMeta* meta) {
+std::unique_ptr<FieldSource> openField(const std::string& path, const Dims4* dims, const std::string& array,
+                                       GridMeta* meta) {
   const std::string ext = lowerExtension(path);
-  Field f;
+  std::unique_ptr<FieldSource> f;
   if (ext == ".npy") {
-    f = readNpy(path);
+    f = openNpy(path);
   } else if (ext == ".json") {
-    f = readSidecar(path, array, meta);
+    f = openSidecar(path, array, meta);
   } else {
     if (!dims) throw Error(path + ": raw input needs --dims X,Y,Z[,T] (or give a .npy file or a .json sidecar)");
-    f = readRaw(path, *dims);
+    f = openRaw(path, *dims);
   }
   if (meta && !array.empty() && ext != ".json") meta->arrayName = array;  // names the single array of the file
   // Dims given for a self-describing file must agree with it, so a wrong --dims is not silently ignored.
-  if (dims && *dims != f.dims)
-    throw Error(path + ": file has dims " + f.dims.str() + " but " + dims->str() + " were given");
+  if (dims && *dims != f->dims())
+    throw Error(path + ": file has dims " + f->dims().str() + " but " + dims->str() + " were given");
   return f;
+}
+
+std::unique_ptr<FieldSource> openSidecar(const std::string& path, const std::string& array, GridMeta* meta) {
+  const std::vector<uint8_t> bytes = readWholeFile(path);
+  const Json root = JsonParser(std::string(bytes.begin(), bytes.end()), path).parseDocument();
+  if (root.kind != Json::Object) throw Error(path + ": sidecar is not a JSON object");
+  const std::string* stored = stringMember(root, "stored_dtype");
+  if (stored && *stored != "float32")
+    throw Error(path + ": sidecar data is " + *stored + "; only raw float32 files are read");
+  const Dims4 dims = sidecarDims(root, path);
+  const auto [name, file] = sidecarArray(root, array, path);
+  const fs::path dataPath = fs::path(file).is_absolute() ? fs::path(file) : fs::path(path).parent_path() / file;
+  std::unique_ptr<FieldSource> f = openRaw(dataPath.string(), dims);
+  if (meta) {
+    meta->arrayName = name;
+    fillSidecarMeta(root, dims, *meta);
+  }
+  return f;
+}
+
+Field readField(const std::string& path, const Dims4* dims, const std::string& array, GridMeta* meta) {
+  return readAll(*openField(path, dims, array, meta));
 }
 
 Dims4 parseDims(const std::string& s) {

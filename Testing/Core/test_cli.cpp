@@ -356,10 +356,50 @@ TEST(Cli, MemoryEstimateCoversTheMeasuredPeak) {
   s.scales = 2;
   s.epochs = {1, 1};
   s.blockDims = {8, 8, 8};
-  const uint64_t estimate = estimateEncoderPeakBytes(dims, resolveSettings(s, dims));
+  const uint64_t estimate = estimateEncoderPeakBytes(dims, resolveSettings(s, dims), false);  // the input is mapped
   const uint64_t measured = uint64_t(r.maxRssKb) * 1024;
   EXPECT_GE(estimate, measured) << "estimate " << formatBytes(estimate) << ", measured " << formatBytes(measured);
   EXPECT_LE(estimate, measured * 4) << "estimate " << formatBytes(estimate) << ", measured " << formatBytes(measured);
+}
+
+// Issue 9: a series whose whole-series estimate exceeds --memory-limit is encoded in the longest time windows
+// that fit (a note says so), and decodes to every step; --window given explicitly is checked against the limit.
+TEST(Cli, MemoryLimitBelowTheWholeSeriesEncodesInWindowsThatFit) {
+  TempDir dir;
+  const Dims4 dims{40, 40, 40, 8};
+  writeNpy(smoothField(dims), dir / "in.npy");
+  EncoderSettings s = presetSettings("fast");
+  s.scales = 2;
+  s.epochs = {1, 1};
+  s.blockDims = {8, 8, 8};
+  s.boundaryCnn = false;
+  s.threads = 2;
+  auto need = [&](int64_t steps) {
+    Dims4 d = dims;
+    d.t = steps;
+    return estimateEncoderPeakBytes(d, resolveSettings(s, d), false);
+  };
+  ASSERT_LT(need(3), need(4));
+  const std::string limit = std::to_string((need(3) + need(4)) / 2);
+  const std::vector<std::string> args = {"compress", dir / "in.npy", dir / "o.ecnr", "--preset", "fast", "--scales",
+                                         "2", "--epochs", "1,1", "--block", "8,8,8", "--cnn", "off", "--threads", "2",
+                                         "--memory-limit", limit};
+  const CliRun r = runCli(args);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "encoding in windows of 3 steps")) << r.output;
+  const std::vector<Model> parts = readArchive(dir / "o.ecnr");
+  ASSERT_EQ(parts.size(), 3u);  // 3 + 3 + 2 steps
+  EXPECT_EQ(parts[2].firstStep, 6);
+  EXPECT_EQ(runCli({"decompress", dir / "o.ecnr", dir / "d.npy"}).status, 0);
+  EXPECT_EQ(readNpy(dir / "d.npy").dims, dims);
+  // An explicit window that does not fit is refused, before anything is written.
+  std::vector<std::string> tooLong = args;
+  tooLong[2] = dir / "p.ecnr";
+  tooLong.insert(tooLong.end(), {"--window", "5"});
+  const CliRun refused = runCli(tooLong);
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_TRUE(contains(refused.output, "in windows of 5 steps needs about")) << refused.output;
+  EXPECT_FALSE(exists(dir / "p.ecnr"));
 }
 
 TEST(Cli, ArchiveClaimingAHugeGridIsRefusedBeforeDecoding) {

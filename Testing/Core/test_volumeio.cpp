@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -221,4 +222,48 @@ TEST_F(VolumeIO, SharedDataSidecars) {
   const auto [lo, hi] = std::minmax_element(v.values.begin(), v.values.end());
   EXPECT_NEAR(*lo, -21.1385, 1e-3);  // the sidecar's min and max of vwnd, so the right file was read
   EXPECT_NEAR(*hi, 20.8384, 1e-3);
+}
+
+// The encoder's input: a file read one time step at a time through a memory map, with the checks made on open.
+TEST_F(VolumeIO, SourcesReadStepsOfRawNpyAndSidecarFiles) {
+  const Field f = sample(Dims4{5, 4, 3, 6});
+  writeRaw(f, path("a.raw"));
+  writeNpy(f, path("a.npy"));
+  writeText(path("a.json"), R"({"dims": {"x": 5, "y": 4, "z": 3, "t": 6}, "arrays": {"p": {"file": "a.raw"}}})");
+  const Dims4 d = f.dims;
+  for (const auto& src : {openRaw(path("a.raw"), d), openNpy(path("a.npy")), openSidecar(path("a.json")),
+                          openField(path("a.npy"), nullptr)}) {
+    ASSERT_EQ(src->dims(), d);
+    EXPECT_EQ(src->field(), nullptr);  // nothing held in memory
+    std::vector<float> step(size_t(d.voxelsPerStep()));
+    for (int64_t t = d.t - 1; t >= 0; --t) {  // any order, each step any number of times
+      src->readStep(t, step.data());
+      EXPECT_TRUE(std::equal(step.begin(), step.end(), f.step(t))) << t;
+    }
+    EXPECT_THROW(src->readStep(d.t, step.data()), Error);
+    EXPECT_EQ(readAll(*src).values, f.values);
+  }
+  // Int16 data is converted per step as readNpy converts it.
+  writeBytes(path("i.npy"), handMadeNpy("<i2", "(2, 1, 2, 3)", bytesOf(std::vector<int16_t>{1, -2, 3, 4, 5, -6, 7, 8, 9, 10, 11, 12})));
+  const auto ints = openNpy(path("i.npy"));
+  std::vector<float> step(6);
+  ints->readStep(1, step.data());
+  EXPECT_EQ(step, (std::vector<float>{7, 8, 9, 10, 11, 12}));
+  EXPECT_TRUE(errorOf([&] { openRaw(path("a.raw"), Dims4{5, 4, 3, 7}); }).find("need") != std::string::npos);
+  Dims4 wrong{5, 4, 3, 5};
+  EXPECT_TRUE(errorOf([&] { openField(path("a.npy"), &wrong); }).find("were given") != std::string::npos);
+  // A window of a source reads the base's steps; a NaN is found with its position.
+  const auto base = openNpy(path("a.npy"));
+  const WindowSource w(*base, 2, 3);
+  ASSERT_EQ(w.dims().t, 3);
+  step.resize(size_t(d.voxelsPerStep()));
+  w.readStep(1, step.data());
+  EXPECT_TRUE(std::equal(step.begin(), step.end(), f.step(3)));
+  EXPECT_THROW(WindowSource(*base, 4, 3), Error);
+  EXPECT_EQ(finiteRange(w), std::make_pair(f.step(2)[0], f.step(4)[d.voxelsPerStep() - 1]));
+  Field bad = f;
+  bad.at(1, 2, 0, 4) = NAN;
+  writeNpy(bad, path("bad.npy"));
+  EXPECT_TRUE(errorOf([&] { finiteRange(*openNpy(path("bad.npy"))); }).find("(nan) at x=1 y=2 z=0 t=4") !=
+              std::string::npos);
 }

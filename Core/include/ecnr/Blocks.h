@@ -26,6 +26,8 @@ BlockGrid makeBlockGrid(const Dims4& dims, const std::array<int, 3>& blockDims);
 
 /// Copies block `block` of time step t into out (voxelsPerBlock floats, x fastest), padding by edge replication.
 void extractBlock(const Field& f, const BlockGrid& g, int64_t t, int64_t block, float* out);
+/// The same from one time step (a 3D array of g.dims).
+void extractBlock(const float* step, const BlockGrid& g, int64_t block, float* out);
 /// Writes (or adds, when add is true) the valid part of a block into time step `step` (a 3D array of g.dims).
 void insertBlock(float* step, const BlockGrid& g, int64_t block, const float* in, bool add);
 /// Mean of squares over the valid voxels of a block (in: a full block as extractBlock returns it).

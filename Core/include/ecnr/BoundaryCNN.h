@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "ecnr/Comm.h"
@@ -68,6 +69,15 @@ struct BoundaryCnnOptions {
 /// network does not lower the MSE on 8 held-out patches, returns the identity instead (isIdentity()). Reports
 /// progress and honours cancellation.
 BoundaryCnn trainBoundaryCnn(const Field& decoded, const Field& original, const BoundaryCnnOptions& options,
+                             const Progress& progress = Progress());
+
+/// Fills `decoded` and `original` (voxelsPerStep values each, the same units) with time step t.
+using CnnStepReader = std::function<void(int64_t t, float* decoded, float* original)>;
+
+/// The same training, its patches read one time step at a time (each step at most once, in increasing order):
+/// the encoder decodes the finest scale step by step, so neither series is held whole. The patches themselves
+/// (steps x batch, each (patch + 2 x receptive radius)^3 + patch^3 floats) are drawn first and kept.
+BoundaryCnn trainBoundaryCnn(const Dims4& dims, const CnnStepReader& read, const BoundaryCnnOptions& options,
                              const Progress& progress = Progress());
 
 /// Quantizes every layer's weights and biases to `bits` (2..16): uniform, symmetric, one scale per layer for the

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ecnr/Field.h"
+#include "ecnr/FieldSource.h"
 #include "ecnr/Model.h"
 #include "ecnr/Progress.h"
 #include "ecnr/Settings.h"
@@ -44,6 +45,13 @@ struct EncodeReport {
 Model encode(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
              EncodeReport* report = nullptr);
 
+/// The same from a source read step by step (VolumeIO.h openField: a memory-mapped file). In Expert mode the
+/// series is never held whole: each pass over the finest scale reads it again (memory: the finest scale's
+/// training values, the coarser scales and a few time steps; MemoryEstimate.h). The quality modes read it into
+/// memory first (their correction compares whole decodes).
+Model encode(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+             const Progress& progress, EncodeReport* report = nullptr);
+
 /// A series as independent windows of `windowSteps` consecutive steps (the last may be shorter; Series.h), each
 /// encoded as encode() does, one after the other (memory: one window at a time). windowSteps <= 0 or >= the step
 /// count gives one window. `report`, when given, gets one entry per window.
@@ -51,8 +59,14 @@ std::vector<Model> encodeWindows(const Field& field, const GridMeta& meta, const
                                  int64_t windowSteps, const Progress& progress,
                                  std::vector<EncodeReport>* reports = nullptr);
 
+std::vector<Model> encodeWindows(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+                                 int64_t windowSteps, const Progress& progress,
+                                 std::vector<EncodeReport>* reports = nullptr);
+
 /// The network alone (the paper's pipeline), whatever settings.mode says.
 Model encodeNetwork(const Field& field, const GridMeta& meta, const EncoderSettings& settings, const Progress& progress,
-             EncodeReport* report = nullptr);
+                    EncodeReport* report = nullptr);
+Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const EncoderSettings& settings,
+                    const Progress& progress, EncodeReport* report = nullptr);
 
 }  // namespace ecnr

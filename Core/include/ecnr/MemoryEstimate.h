@@ -13,10 +13,12 @@
 
 namespace ecnr {
 
-/// Peak resident bytes of encode() on a field of `dims` with these settings, the input field itself included.
-/// Deliberately on the high side (every block of every scale counted as effective, vectors at worst-case capacity,
-/// the LibTorch runtime); saturates at UINT64_MAX instead of overflowing, so absurd dims give an absurd answer.
-uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& settings);
+/// Peak resident bytes of encode() on a field of `dims` with these settings: the input field itself included
+/// when `inputHeld` (a Field in memory), not when it is read step by step from a mapped file (FieldSource.h;
+/// the quality modes hold it either way). Deliberately on the high side (every block of every scale counted as
+/// effective, vectors at worst-case capacity, the LibTorch runtime); saturates at UINT64_MAX instead of
+/// overflowing, so absurd dims give an absurd answer.
+uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& settings, bool inputHeld = true);
 
 /// Peak bytes of Decoder::decodeAll(scales, fullResolution) on this model (the model's own arrays included).
 /// A 1 KB archive may legitimately claim a huge constant grid; this is what lets a reader refuse it up front.

@@ -6,9 +6,12 @@
 // scale). U interpolates linearly between the kept positions and clamps beyond the last one.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <vector>
 
 #include "ecnr/Field.h"
+#include "ecnr/FieldSource.h"
 #include "ecnr/Model.h"
 
 namespace ecnr {
@@ -40,6 +43,27 @@ AxisLerp coarsePosition(int64_t finePos, int64_t fineLength, bool halved, bool i
 
 /// U: coarse field (dims = downsampledDims(fineDims, halved)) to fineDims.
 Field upsample(const Field& coarse, const HalvedAxes& halved, const Dims4& fineDims);
+
+/// D of a series read one step at a time, each step passed through `prepare` (e.g. normalized) first: equal to
+/// downsample() of the prepared series to the bit, holding three smoothed fine steps, not the series.
+Field downsample(const FieldSource& fine, const HalvedAxes& halved, const std::function<void(float*, int64_t)>& prepare);
+
+/// U one fine time step at a time, equal to upsample() to the bit: the coarse steps a fine step interpolates are
+/// upsampled in space once and kept while the next fine steps need them (two at a time).
+class StepUpsampler {
+public:
+  /// The coarse field must outlive the upsampler.
+  StepUpsampler(const Field& coarse, const HalvedAxes& halved, const Dims4& fineDims);
+  /// Fine time step t into out (fineDims.voxelsPerStep() values).
+  void step(int64_t t, float* out);
+
+private:
+  const std::vector<float>& spaced(int64_t coarseT);
+  const Field& coarse_;
+  HalvedAxes halved_;
+  Dims4 fine_;
+  std::map<int64_t, std::vector<float>> cache_;
+};
 
 /// U for one time step in space only: coarse step (3D) to a fine step of fineDims (t ignored).
 void upsampleSpace(const float* coarse, const Dims4& coarseDims, const HalvedAxes& halved,

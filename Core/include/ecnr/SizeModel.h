@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "ecnr/Field.h"
@@ -32,5 +33,14 @@ SizeEstimate estimateSize(const std::vector<Field>& residuals, const ResolvedSet
 
 /// Smallest near-cubic block whose data-aware estimate reaches r.s.targetRatio.
 std::array<int, 3> chooseBlockDims(const std::vector<Field>& residuals, const ResolvedSettings& r);
+
+/// The same residuals read one time step at a time (the encoder computes the finest, the size of the input, step
+/// by step and never holds it): dims per scale, finest first, and read(scale, t, out).
+struct ResidualSteps {
+  std::vector<Dims4> dims;
+  std::function<void(int scale, int64_t t, float* out)> read;
+};
+/// Every scale's steps are read once, for all candidate blocks at once.
+std::array<int, 3> chooseBlockDims(const ResidualSteps& residuals, const ResolvedSettings& r);
 
 }  // namespace ecnr

@@ -4,7 +4,10 @@
 
 #include <string>
 
+#include <memory>
+
 #include "ecnr/Field.h"
+#include "ecnr/FieldSource.h"
 
 namespace ecnr {
 
@@ -19,6 +22,15 @@ void writeNpy(const Field& f, const std::string& path);  ///< <f4, shape (t, z, 
 /// Reads by extension: .npy, or .json (a ../shared/data sidecar: dims, file, arrays; `array` picks one of
 /// several arrays, empty = the first), or raw with dims.
 Field readField(const std::string& path, const Dims4* dims, const std::string& array = "", GridMeta* meta = nullptr);
+
+/// The same files as sources read one time step at a time through a memory map (the encoder's input: the series
+/// is never held whole; each step's file pages are let go once read). All checks are made when the file is opened.
+std::unique_ptr<FieldSource> openRaw(const std::string& path, const Dims4& dims);
+std::unique_ptr<FieldSource> openNpy(const std::string& path);
+std::unique_ptr<FieldSource> openSidecar(const std::string& path, const std::string& array = "",
+                                         GridMeta* meta = nullptr);
+std::unique_ptr<FieldSource> openField(const std::string& path, const Dims4* dims, const std::string& array = "",
+                                       GridMeta* meta = nullptr);
 
 /// Parses "X,Y,Z[,T]" or "XxYxZ[xT]".
 Dims4 parseDims(const std::string& s);
