@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+
+#include "ECNRStaging.h"
 #include <sstream>
 
 vtkStandardNewMacro(vtkECNRWriter);
@@ -37,8 +39,20 @@ struct vtkECNRWriter::Internals
   double spacing[3] = { 1, 1, 1 };
   double origin[3] = { 0, 0, 0 };
   std::vector<std::string> names;
-  std::vector<ecnr::Field> fields;
   std::vector<double> times;
+  // The series is never held: each step's arrays are converted to float and staged on disk (ECNRStaging.h),
+  // one file per array, read back step by step by the encoder (on every rank under MPI).
+  ecnr::Dims4 grid;  // x, y, z of the series (t: the steps staged)
+  std::vector<std::unique_ptr<ecnr::StagedSeries>> staged;
+  std::vector<std::unique_ptr<ecnr::FieldSource>> sources;  // the staged files, once every step is in
+  std::vector<float> step;
+
+  void clearSeries()
+  {
+    this->sources.clear();
+    this->staged.clear();  // removes the files
+    this->step = std::vector<float>();
+  }
 
   int stepCount(int writeAll) const
   {
@@ -150,6 +164,7 @@ vtkECNRWriter::~vtkECNRWriter()
   this->SetBlocksPerMLP(nullptr);
   this->SetEpochs(nullptr);
   this->SetDevice(nullptr);
+  this->SetStagingDirectory(nullptr);
   this->PointDataArraySelection->Delete();
   delete this->Internal;
 }
@@ -214,7 +229,7 @@ void vtkECNRWriter::Fail(const char* message)
 {
   vtkErrorMacro(<< message);
   this->SetErrorCode(vtkErrorCode::UserError);
-  this->Internal->fields.clear();
+  this->Internal->clearSeries();
   this->Internal->names.clear();
 }
 
@@ -225,7 +240,7 @@ int vtkECNRWriter::RequestData(vtkInformation* request, vtkInformationVector** i
   if (d.nextStep == 0)
   {
     this->SetErrorCode(vtkErrorCode::NoError);
-    d.fields.clear();
+    d.clearSeries();
     d.names.clear();
     d.times.clear();
   }
@@ -259,11 +274,11 @@ int vtkECNRWriter::RequestData(vtkInformation* request, vtkInformationVector** i
     return 0;
   }
   const bool written = (!parallel && d.rank != 0) || this->EncodeAndWrite(parallel ? c : nullptr);
-  d.fields.clear();
+  d.clearSeries();
   return written ? 1 : 0;
 }
 
-void vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
+bool vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
 {
   auto& d = *this->Internal;
   vtkMultiProcessStream meta;
@@ -274,9 +289,9 @@ void vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
     {
       meta << n;
     }
-    const ecnr::Dims4 dims = d.fields.front().dims;
-    meta << static_cast<long long>(dims.x) << static_cast<long long>(dims.y) << static_cast<long long>(dims.z)
-         << static_cast<long long>(dims.t) << static_cast<int>(d.times.size());
+    meta << static_cast<long long>(d.grid.x) << static_cast<long long>(d.grid.y)
+         << static_cast<long long>(d.grid.z) << static_cast<long long>(d.staged.front()->steps())
+         << static_cast<int>(d.times.size());
     for (double t : d.times)
     {
       meta << t;
@@ -291,17 +306,19 @@ void vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
     }
   }
   c->Broadcast(meta, 0);
+  long long steps = 0;
+  std::string failure;  // a rank that cannot stage keeps receiving (no rank is left waiting), then all stop
   if (d.rank != 0)
   {
     int arrays = 0, times = 0;
-    long long x = 0, y = 0, z = 0, t = 0;
+    long long x = 0, y = 0, z = 0;
     meta >> arrays;
     d.names.assign(static_cast<size_t>(arrays), std::string());
     for (std::string& n : d.names)
     {
       meta >> n;
     }
-    meta >> x >> y >> z >> t >> times;
+    meta >> x >> y >> z >> steps >> times;
     d.times.assign(static_cast<size_t>(times), 0.0);
     for (double& v : d.times)
     {
@@ -315,17 +332,70 @@ void vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
     {
       meta >> d.spacing[a] >> d.origin[a];
     }
-    d.fields.assign(d.names.size(), ecnr::Field(ecnr::Dims4{ x, y, z, t }));
-  }
-  for (ecnr::Field& f : d.fields)
-  {
-    // In pieces of at most 2^30 values (MPI's counts are ints).
-    const vtkIdType chunk = vtkIdType(1) << 30;
-    for (vtkIdType at = 0; at < static_cast<vtkIdType>(f.values.size()); at += chunk)
+    d.grid = ecnr::Dims4{ x, y, z, 1 };
+    try
     {
-      c->Broadcast(f.values.data() + at, std::min(chunk, static_cast<vtkIdType>(f.values.size()) - at), 0);
+      for (size_t i = 0; i < d.names.size(); ++i)
+      {
+        d.staged.emplace_back(new ecnr::StagedSeries(
+          ecnr::stagingDirectory(this->StagingDirectory, this->FileName), std::to_string(i), d.grid.voxelsPerStep()));
+      }
+    }
+    catch (const std::exception& e)
+    {
+      failure = e.what();
     }
   }
+  else
+  {
+    steps = d.staged.front()->steps();
+    for (auto& staged : d.staged)
+    {
+      d.sources.push_back(staged->source(d.grid));
+    }
+  }
+  // Step by step, in pieces of at most 2^30 values (MPI's counts are ints).
+  d.step.resize(static_cast<size_t>(d.grid.voxelsPerStep()));
+  const vtkIdType n = static_cast<vtkIdType>(d.step.size()), chunk = vtkIdType(1) << 30;
+  for (size_t i = 0; i < d.names.size(); ++i)
+  {
+    for (long long t = 0; t < steps; ++t)
+    {
+      if (d.rank == 0)
+      {
+        d.sources[i]->readStep(t, d.step.data());
+      }
+      for (vtkIdType at = 0; at < n; at += chunk)
+      {
+        c->Broadcast(d.step.data() + at, std::min(chunk, n - at), 0);
+      }
+      if (d.rank != 0 && failure.empty())
+      {
+        try
+        {
+          d.staged[i]->appendStep(d.step.data());
+        }
+        catch (const std::exception& e)
+        {
+          failure = e.what();
+        }
+      }
+    }
+  }
+  if (d.rank != 0 && failure.empty())
+  {
+    for (auto& staged : d.staged)
+    {
+      d.sources.push_back(staged->source(d.grid));
+    }
+  }
+  int mine = failure.empty() ? 1 : 0, all = 0;
+  c->AllReduce(&mine, &all, 1, vtkCommunicator::MIN_OP);
+  if (!failure.empty())
+  {
+    this->Fail(("rank " + std::to_string(d.rank) + ": " + failure).c_str());
+  }
+  return all == 1;
 }
 
 bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
@@ -390,7 +460,13 @@ bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
     try
     {
       ecnr::validateDims(dims);
-      d.fields.assign(d.names.size(), ecnr::Field(dims));
+      d.grid = ecnr::Dims4{ dims.x, dims.y, dims.z, 1 };
+      for (size_t i = 0; i < d.names.size(); ++i)
+      {
+        d.staged.emplace_back(new ecnr::StagedSeries(
+          ecnr::stagingDirectory(this->StagingDirectory, this->FileName), std::to_string(i), dims.voxelsPerStep()));
+      }
+      d.step.resize(static_cast<size_t>(dims.voxelsPerStep()));
     }
     catch (const std::exception& e)
     {
@@ -421,10 +497,19 @@ bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
       this->Fail(msg.c_str());
       return false;
     }
-    float* dst = d.fields[i].step(d.nextStep);
+    float* dst = d.step.data();
     switch (a->GetDataType())
     {
       vtkTemplateMacro(toFloat(static_cast<const VTK_TT*>(a->GetVoidPointer(0)), dst, n));
+    }
+    try
+    {
+      d.staged[i]->appendStep(dst);
+    }
+    catch (const std::exception& e)
+    {
+      this->Fail(e.what());
+      return false;
     }
   }
   return true;
@@ -434,10 +519,28 @@ bool vtkECNRWriter::EncodeAndWrite(vtkMultiProcessController* parallel)
 {
   auto& d = *this->Internal;
   std::unique_ptr<ControllerComm> comm;
-  if (parallel)
+  try
   {
-    this->ShareInput(parallel);
-    comm.reset(new ControllerComm(parallel));
+    if (parallel)
+    {
+      if (!this->ShareInput(parallel))
+      {
+        return false;
+      }
+      comm.reset(new ControllerComm(parallel));
+    }
+    else
+    {
+      for (auto& staged : d.staged)
+      {
+        d.sources.push_back(staged->source(d.grid));
+      }
+    }
+  }
+  catch (const std::exception& e)
+  {
+    this->Fail(e.what());
+    return false;
   }
   ecnr::WriterKnobs k;
   k.preset = this->Preset;
@@ -488,7 +591,7 @@ bool vtkECNRWriter::EncodeAndWrite(vtkMultiProcessController* parallel)
       meta.arrayName = d.names[i];
       std::vector<ecnr::EncodeReport> reports;
       std::vector<ecnr::Model> windows =
-        ecnr::encodeWindows(d.fields[i], meta, settings, this->TimeWindow, progress, &reports);
+        ecnr::encodeWindows(*d.sources[i], meta, settings, this->TimeWindow, progress, &reports);
       double psnr = 0;  // the quality mode's measured PSNR, else the encoder's on the finest scale
       for (size_t w = 0; w < windows.size(); ++w)
       {
@@ -499,7 +602,8 @@ bool vtkECNRWriter::EncodeAndWrite(vtkMultiProcessController* parallel)
       }
       psnrSum += psnr / static_cast<double>(windows.size());
       models.insert(models.end(), windows.begin(), windows.end());
-      d.fields[i] = ecnr::Field();  // free the input copy as soon as it is encoded
+      d.sources[i].reset();  // the staged copy goes as soon as it is encoded
+      d.staged[i].reset();
     }
     if (d.rank != 0)
     {
@@ -565,6 +669,8 @@ void vtkECNRWriter::PrintSelf(ostream& os, vtkIndent indent)
      << ", BoundaryCNN: " << this->BoundaryCNN << "\n";
   os << indent << "Mode: " << this->Mode << ", ModeValue: " << this->ModeValue << "\n";
   os << indent << "TimeWindow: " << this->TimeWindow << ", Append: " << this->Append << "\n";
+  os << indent << "StagingDirectory: " << (this->StagingDirectory ? this->StagingDirectory : "(the output's)")
+     << "\n";
   os << indent << "AchievedRatio: " << this->AchievedRatio << "\n";
   os << indent << "AchievedPSNR: " << this->AchievedPSNR << "\n";
 }

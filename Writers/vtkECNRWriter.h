@@ -85,6 +85,10 @@ public:
   vtkSetMacro(Append, int);
   vtkGetMacro(Append, int);
   vtkBooleanMacro(Append, int);
+  /// Where the series is staged while the writer walks its time steps (one float32 file per array, removed after
+  /// the write): the writer never holds the series in memory. Empty: the output file's directory.
+  vtkSetStringMacro(StagingDirectory);
+  vtkGetStringMacro(StagingDirectory);
   ///@}
 
   ///@{
@@ -110,10 +114,11 @@ private:
   vtkECNRWriter(const vtkECNRWriter&) = delete;
   void operator=(const vtkECNRWriter&) = delete;
 
-  bool AddStep(vtkInformation* inInfo);  // copies the current step's arrays; false on error
+  bool AddStep(vtkInformation* inInfo);  // stages the current step's arrays; false on error
   // The last step arrived: encode (under MPI on every rank, `parallel` its controller) and write (rank 0).
   bool EncodeAndWrite(vtkMultiProcessController* parallel);
-  void ShareInput(vtkMultiProcessController* c);  // rank 0's grid and arrays to every rank
+  // Rank 0's grid and staged arrays to every rank's own staging files; false (on every rank) when one fails.
+  bool ShareInput(vtkMultiProcessController* c);
   void Fail(const char* message);
 
   char* FileName = nullptr;
@@ -138,6 +143,7 @@ private:
   double ModeValue = 0;
   int TimeWindow = 0;
   int Append = 0;
+  char* StagingDirectory = nullptr;
   double AchievedRatio = 0;
   double AchievedPSNR = 0;
 

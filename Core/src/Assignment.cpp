@@ -13,11 +13,13 @@
 namespace ecnr {
 namespace {
 
-/// Above this many n*k entries, uniformization recomputes distance rows instead of storing the matrix.
-constexpr int64_t kMaxStoredDistances = 100'000'000;
+/// Above this many n*k entries (100 MB), uniformization recomputes distance rows instead of storing the matrix.
+constexpr int64_t kMaxStoredDistances = 25'000'000;
 /// Points per tile of the distance kernel: big enough to amortize streaming the centroids, small enough
 /// that a tile's distance rows stay in cache.
 constexpr int kPointTile = 64;
+/// Above this many blocks x MLPs, the assignment clusters in two levels (largeAssignment).
+constexpr double kMaxFlatPairs = 2.5e8;
 /// Centroids per tile: 64 rows of a few hundred floats stay in L2 while every point quad of a tile passes.
 constexpr int kCentroidTile = 64;
 constexpr int kQuad = 4;
@@ -379,14 +381,58 @@ std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t 
   if (n < 0) throw Error("assignBlocks: negative block count " + std::to_string(n));
   if (mlpCount) *mlpCount = 0;
   if (n == 0) return {};
-  const int64_t k = std::clamp<int64_t>(mlps, 1, n);
+  int64_t k = std::clamp<int64_t>(mlps, 1, n);
   if (k > INT_MAX) throw Error("assignBlocks: " + std::to_string(k) + " MLPs exceed the supported count");
 
   constexpr int kIterations = 25;
-  const KMeansResult km = kmeans(features, n, dim, int(k), kIterations, seed);
-  std::vector<int> labels = uniformizeClusters(features, n, dim, km.centroids, int(k));
+  std::vector<int> labels;
+  if (!largeAssignment(n, k)) {
+    const KMeansResult km = kmeans(features, n, dim, int(k), kIterations, seed);
+    labels = uniformizeClusters(features, n, dim, km.centroids, int(k));
+  } else {
+    // Two levels: about sqrt(k) groups of equal size (k-means + Algorithm 1), then each group's blocks clustered
+    // into its share of the MLPs the same way. The cost per iteration is n (k1 + k / k1) distances instead of
+    // n k: on a 2 GB series of 8^3 blocks (a million blocks, 65 k MLPs), minutes instead of hours.
+    const int k1 = int(std::clamp<int64_t>(std::llround(std::sqrt(double(k))), 2, k));
+    const KMeansResult top = kmeans(features, n, dim, k1, kIterations, seed);
+    const std::vector<int> group = uniformizeClusters(features, n, dim, top.centroids, k1);
+    std::vector<std::vector<int64_t>> members(static_cast<size_t>(k1));
+    for (int64_t i = 0; i < n; ++i) members[size_t(group[size_t(i)])].push_back(i);
+    // MLPs per group in proportion to its blocks (largest remainders), at least one, never more than its blocks.
+    std::vector<int64_t> share(static_cast<size_t>(k1));
+    std::vector<std::pair<double, int>> remainder;
+    int64_t given = 0;
+    for (int g = 0; g < k1; ++g) {
+      const double exact = double(k) * double(members[size_t(g)].size()) / double(n);
+      share[size_t(g)] = std::clamp<int64_t>(int64_t(exact), 1, int64_t(members[size_t(g)].size()));
+      given += share[size_t(g)];
+      remainder.push_back({exact - double(share[size_t(g)]), g});
+    }
+    std::stable_sort(remainder.begin(), remainder.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t r = 0; given < k && r < remainder.size(); ++r) {
+      const int g = remainder[r].second;
+      if (share[size_t(g)] < int64_t(members[size_t(g)].size())) ++share[size_t(g)], ++given;
+    }
+    labels.assign(size_t(n), 0);
+    int64_t offset = 0;
+    std::vector<float> sub;
+    for (int g = 0; g < k1; ++g) {
+      const std::vector<int64_t>& m = members[size_t(g)];
+      sub.resize(m.size() * size_t(dim));
+      for (size_t i = 0; i < m.size(); ++i)
+        std::copy_n(features.data() + m[i] * dim, dim, sub.data() + i * size_t(dim));
+      const int kg = int(share[size_t(g)]);
+      const KMeansResult km = kmeans(sub, int64_t(m.size()), dim, kg, kIterations, seed + uint64_t(g) + 1);
+      const std::vector<int> local = uniformizeClusters(sub, int64_t(m.size()), dim, km.centroids, kg);
+      for (size_t i = 0; i < m.size(); ++i) labels[size_t(m[i])] = int(offset) + local[i];
+      offset += kg;
+    }
+    k = offset;
+  }
   if (mlpCount) *mlpCount = int(k);
   return labels;
 }
+
+bool largeAssignment(int64_t blocks, int64_t mlps) { return double(blocks) * double(mlps) > kMaxFlatPairs; }
 
 }  // namespace ecnr

@@ -36,15 +36,15 @@ StepReader stepsOf(const Field& f) {
   return [&f](int64_t t, float* out) { std::copy_n(f.step(t), f.dims.voxelsPerStep(), out); };
 }
 
-// Features for k-means: the normalized block averaged down to at most ~512 values, so clustering cost does not
+// Features for k-means: the normalized block averaged down to at most maxDim values, so clustering cost does not
 // grow with the block size.
-std::vector<float> poolFeatures(const TrainingSet& set, int* dim) {
+std::vector<float> poolFeatures(const TrainingSet& set, int64_t maxDim, int* dim) {
   std::array<int, 3> f{1, 1, 1};
   auto pooled = [&]() {
     return int64_t((set.blockDims[0] + f[0] - 1) / f[0]) * ((set.blockDims[1] + f[1] - 1) / f[1]) *
            ((set.blockDims[2] + f[2] - 1) / f[2]);
   };
-  while (pooled() > 512) {
+  while (pooled() > maxDim) {
     int axis = 0;  // halve the axis with the most pooled cells left
     for (int k = 0; k < 3; ++k)
       if (set.blockDims[size_t(k)] / f[size_t(k)] > set.blockDims[size_t(axis)] / f[size_t(axis)]) axis = k;
@@ -391,13 +391,19 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     up.reset();
     base = std::vector<float>();
     if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
-    int features = 0;
-    const std::vector<float> feat = set.blockCount() > 0 ? poolFeatures(set, &features) : std::vector<float>{};
-    set.mlpOfBlock = i == 0 && r.s.finestMlps > 0
-                         ? assignBlocksToMlps(feat, set.blockCount(), std::max(1, features), r.s.finestMlps,
-                                              r.s.seed + uint64_t(p), &set.mlpCount)
-                         : assignBlocks(feat, set.blockCount(), std::max(1, features), r.blocksPerMlp[size_t(p)],
-                                        r.s.seed + uint64_t(p), &set.mlpCount);
+    // k-means features: blocks of up to 512 voxels are clustered on their training values as they are (no copy:
+    // with 8^3 blocks that copy was the size of the input); larger ones pooled to 512 values, to 64 for a large
+    // assignment (Assignment.h).
+    const int64_t n = set.blockCount();
+    const int64_t mlpsWanted = i == 0 && r.s.finestMlps > 0 ? r.s.finestMlps
+                                                            : (n + r.blocksPerMlp[size_t(p)] - 1) / r.blocksPerMlp[size_t(p)];
+    const int64_t maxFeatures = largeAssignment(n, mlpsWanted) ? 64 : 512;
+    int features = int(set.voxelsPerBlock());
+    std::vector<float> pooled;
+    if (n > 0 && set.voxelsPerBlock() > maxFeatures) pooled = poolFeatures(set, maxFeatures, &features);
+    const std::vector<float>& feat = pooled.empty() ? set.values : pooled;
+    set.mlpOfBlock = assignBlocksToMlps(feat, n, std::max(1, features), mlpsWanted, r.s.seed + uint64_t(p), &set.mlpCount);
+    pooled = std::vector<float>();
     for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
     TrainOptions o;
     o.epochs = r.epochs[size_t(p)];

@@ -27,7 +27,7 @@ constexpr uint64_t kFloat = 4;
 /// The LibTorch / OpenMP / BLAS runtime and the program itself (measured ~150-200 MB RSS for a tiny encode).
 constexpr uint64_t kRuntimeBytes = uint64_t(256) << 20;
 /// Assignment.cpp keeps the blocks x MLPs distance matrix only up to this many entries.
-constexpr uint64_t kMaxStoredDistances = 100000000;
+constexpr uint64_t kMaxStoredDistances = 25000000;
 
 uint64_t ceilDiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 

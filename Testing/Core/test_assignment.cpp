@@ -324,6 +324,30 @@ TEST(AssignmentBlocks, AGivenMlpCountSplitsTheBlocksWithinOne) {
   EXPECT_EQ(mlps, 10);
 }
 
+TEST(AssignmentBlocks, ALargeProblemIsClusteredInTwoLevelsIntoEveryMlp) {
+  // 20000 blocks x 13000 MLPs is past largeAssignment's threshold: groups first, then MLPs within them. Every
+  // MLP gets blocks, none more than a few, and the result is reproducible.
+  const int64_t n = 20000, k = 13000;
+  ASSERT_TRUE(largeAssignment(n, k));
+  ASSERT_FALSE(largeAssignment(n, 1000));
+  std::mt19937 rng(21);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  const int dim = 8;
+  std::vector<float> features(size_t(n * dim));
+  for (float& v : features) v = noise(rng);
+  int mlps = -1;
+  const std::vector<int> labels = assignBlocksToMlps(features, n, dim, k, 3, &mlps);
+  ASSERT_EQ(mlps, k);
+  ASSERT_EQ(int64_t(labels.size()), n);
+  const std::vector<int64_t> sizes = clusterSizes(labels, mlps);
+  for (int64_t size : sizes) {
+    EXPECT_GE(size, 1);
+    EXPECT_LE(size, 3);
+  }
+  int again = -1;
+  EXPECT_EQ(assignBlocksToMlps(features, n, dim, k, 3, &again), labels);
+}
+
 TEST(AssignmentBlocks, EdgeCases) {
   int mlps = -1;
   EXPECT_TRUE(assignBlocks({}, 0, 4, 8, 1, &mlps).empty());

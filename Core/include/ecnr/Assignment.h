@@ -32,8 +32,14 @@ std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n,
 std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int dim, int blocksPerMlp,
                               uint64_t seed, int* mlpCount);
 
-/// The same with the MLP count given (clamped to [1, n]); cluster sizes then differ by at most one.
+/// The same with the MLP count given (clamped to [1, n]); cluster sizes then differ by at most one. A large
+/// problem (largeAssignment) is clustered in two levels, about sqrt(k) equal groups first, each split into its
+/// share of the MLPs (sizes then differ by at most a few blocks).
 std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
                                     uint64_t seed, int* mlpCount);
+
+/// blocks x MLPs above 2.5e8: one level of k-means would cost hours (n k distances per iteration); the encoder
+/// then also pools the block features harder (64 values instead of 512).
+bool largeAssignment(int64_t blocks, int64_t mlps);
 
 }  // namespace ecnr
