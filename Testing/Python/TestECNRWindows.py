@@ -1,5 +1,7 @@
 """pvpython: the writer's TimeWindow (issue 9): a series saved as independent windows of 2 steps reads back with
-every time value, each step decoded from its window with the PSNR of a whole-series archive.
+every time value, each step decoded from its window with the PSNR of a whole-series archive. The writer stages
+the series on disk while it walks the steps (never holding it): no staging file is left behind, StagingDirectory
+moves them, and a staging folder that cannot be written fails the write with nothing written.
 Usage: pvpython TestECNRWindows.py <ecnr CLI> <work folder>"""
 import os
 import subprocess
@@ -52,5 +54,24 @@ writer = CreateWriter(archive, PVDReader(FileName=pvd), Preset="fast", Epochs="4
                       Append=1)
 writer.UpdatePipeline()
 check(os.path.getsize(archive) == size, "steps at earlier times are refused and the archive is kept")
+
+
+def staging_files(folder):
+    return [f for f in os.listdir(folder) if f.startswith(".ecnr-staging-")]
+
+
+check(staging_files(work) == [], "no staging file left beside the archives: %s" % staging_files(work))
+stage = os.path.join(work, "stage")
+os.makedirs(stage, exist_ok=True)
+moved = os.path.join(work, "staged.ecnr")
+writer = CreateWriter(moved, PVDReader(FileName=pvd), Preset="fast", Epochs="2,2,2", Threads=2, BoundaryCNN=0,
+                      StagingDirectory=stage)
+writer.UpdatePipeline()
+check(os.path.exists(moved) and staging_files(stage) == [], "staged in StagingDirectory, then removed")
+missing = os.path.join(work, "nowhere.ecnr")
+writer = CreateWriter(missing, PVDReader(FileName=pvd), Preset="fast", Epochs="2,2,2", Threads=2, BoundaryCNN=0,
+                      StagingDirectory=os.path.join(work, "no", "such", "folder"))
+writer.UpdatePipeline()
+check(not os.path.exists(missing), "a staging folder that cannot be written: no archive written")
 
 check.finish()
