@@ -73,6 +73,7 @@ compress options:
   --window N               encode the series as independent windows of N time steps (bounded memory, random
                            access to a step reads one window; `append` adds windows later)
   --seed N   --threads N   --device cpu|cuda   --trainer auto|fused|libtorch   --quiet
+  --training-values f16|f32|auto  the finest scale's training values in memory (auto: f16 above 512 MiB of them)
   --replace-nonfinite V    replace NaN and +-Inf input values by V (otherwise they are refused)
   --memory-limit BYTES|off refuse a job whose estimated peak memory exceeds BYTES (K/M/G/T suffixes); default:
                            the available memory (MemAvailable); off: no check
@@ -324,6 +325,11 @@ EncoderSettings settingsFrom(const Args& a) {
     const std::string p = a.get("--precision");
     if (p != "f16" && p != "f32") throw Error("--precision must be f16 or f32");
     s.precision = p == "f16" ? WeightPrecision::Float16 : WeightPrecision::Float32;
+  }
+  if (a.has("--training-values")) {
+    const std::string v = a.get("--training-values");
+    if (v != "f16" && v != "f32" && v != "auto") throw Error("--training-values must be f16, f32 or auto");
+    s.halfTrainingValues = v == "auto" ? -1 : v == "f16" ? 1 : 0;
   }
   if (s.device == "cuda" && !cudaAvailable())
     throw Error("--device cuda: this LibTorch build has no CUDA support or no GPU is visible; use --device cpu");

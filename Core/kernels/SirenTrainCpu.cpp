@@ -8,6 +8,7 @@
 
 #include "SirenIsa.h"
 #include "ecnr/Comm.h"
+#include "ecnr/Half.h"
 
 namespace ecnr {
 namespace kernels {
@@ -271,8 +272,8 @@ struct FusedTrainer::Impl {
         }
         const float* lat = st.lat.data() + size_t(li) * size_t(Ld);
         for (int i = 0; i < Ld; ++i) sc.x[size_t((3 + i) * np + s)] = lat[i];
-        sc.target[size_t(s)] =
-            pr.values[blk * V + c[0] + int64_t(pr.blockDims[0]) * (c[1] + int64_t(pr.blockDims[1]) * c[2])];
+        const int64_t at = blk * V + c[0] + int64_t(pr.blockDims[0]) * (c[1] + int64_t(pr.blockDims[1]) * c[2]);
+        sc.target[size_t(s)] = pr.values ? pr.values[at] : halfToFloat(pr.halfValues[at]);
         sc.scale[size_t(s)] = pr.lossWeight ? pr.lossWeight[blk] * sampleScale : sampleScale;
         sc.local[size_t(s)] = li;
       }

@@ -18,6 +18,7 @@ struct FusedTrainProblem {
   int64_t blockCount = 0;
   const int* validDims = nullptr;     ///< 3 per block
   const float* values = nullptr;      ///< blockCount * voxels per block
+  const uint16_t* halfValues = nullptr;  ///< the same as IEEE half (Half.h), when `values` is null
   const int* mlpOfBlock = nullptr;
   const float* lossWeight = nullptr;  ///< per block, or nullptr for 1
   int mlpCount = 0;

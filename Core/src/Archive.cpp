@@ -1191,9 +1191,11 @@ ArchiveSummary summarizeArchive(const std::string& path) {
   }
 }
 
-void writeFileAtomic(const std::string& path, const uint8_t* data, size_t size) {
+void writeFileAtomic(const std::string& path, const uint8_t* data, size_t size) { writeFileAtomic(path, {{data, size}}); }
+
+void writeFileAtomic(const std::string& path, const std::vector<std::pair<const uint8_t*, size_t>>& parts) {
   TempFile tmp(path);
-  tmp.write(data, size);
+  for (const auto& [data, size] : parts) tmp.write(data, size);
   tmp.setMode();
   tmp.commit();
 }

@@ -262,10 +262,19 @@ Field Decoder::assembleStep(int64_t t, int used) {
   }
   Dims4 d = model_.scales[size_t(q)].dims;
   d.t = 1;
-  Field out(d);
-  for (const auto& [tq, w] : weights) {
-    const std::vector<float>& s = stepAt(q, tq);
-    for (size_t i = 0; i < s.size(); ++i) out.values[i] += w * s[i];
+  Field out;
+  out.dims = d;
+  if (weights.size() == 1 && weights.begin()->second == 1.0f) {
+    // The step itself (a step of the finest scale, or one kept by every coarser halving): taken, not copied, so
+    // one decoded step costs one step of memory (the values are those of the weighted sum below: 0 + 1 x s).
+    stepAt(q, weights.begin()->first);
+    out.values = std::move(cache_.at({q, weights.begin()->first}));
+  } else {
+    out.values.assign(size_t(d.voxelsPerStep()), 0.0f);
+    for (const auto& [tq, w] : weights) {
+      const std::vector<float>& s = stepAt(q, tq);
+      for (size_t i = 0; i < s.size(); ++i) out.values[i] += w * s[i];
+    }
   }
   cache_.clear();
   return out;

@@ -62,12 +62,11 @@ std::vector<float> poolFeatures(const TrainingSet& set, int64_t maxDim, int* dim
         count[size_t((z / f[2] * pd[1] + y / f[1]) * pd[0] + x / f[0])] += 1;
 #pragma omp parallel for
   for (int64_t b = 0; b < set.blockCount(); ++b) {
-    const float* src = set.values.data() + b * V;
     float* dst = out.data() + b * *dim;
     for (int z = 0; z < set.blockDims[2]; ++z)
       for (int y = 0; y < set.blockDims[1]; ++y)
         for (int x = 0; x < set.blockDims[0]; ++x)
-          dst[(z / f[2] * pd[1] + y / f[1]) * pd[0] + x / f[0]] += src[(int64_t(z) * set.blockDims[1] + y) * set.blockDims[0] + x];
+          dst[(z / f[2] * pd[1] + y / f[1]) * pd[0] + x / f[0]] += set.value(b * V + (int64_t(z) * set.blockDims[1] + y) * set.blockDims[0] + x);
     for (int k = 0; k < *dim; ++k) dst[k] /= count[size_t(k)];
   }
   return out;
@@ -76,15 +75,15 @@ std::vector<float> poolFeatures(const TrainingSet& set, int64_t maxDim, int* dim
 // Effective blocks of one scale's target: every block at the coarsest scale, elsewhere only those whose mean
 // squared residual exceeds the threshold. Fills the block table (min/max, on the scale's range grid when one is
 // set: min rounded down, max up, and the block normalized with them) and the normalized training values.
-void selectBlocks(const StepReader& target, const BlockGrid& grid, bool keepAll, float threshold, ScaleModel& scale,
-                  TrainingSet& set, int64_t* totalBlocks) {
+void selectBlocks(const StepReader& target, const BlockGrid& grid, bool keepAll, float threshold, bool half,
+                  ScaleModel& scale, TrainingSet& set, int64_t* totalBlocks) {
   const int64_t V = grid.voxelsPerBlock();
   std::vector<float> buf(static_cast<size_t>(V)), step(size_t(grid.dims.voxelsPerStep()));
   const RangeGrid rg{scale.rangeLo, scale.rangeStep};
   *totalBlocks = grid.blocksPerStep() * grid.dims.t;
   // Room for every block: untouched capacity costs address space, not memory, and the vector never regrows
   // (a doubling would briefly hold twice the training values).
-  set.values.reserve(size_t(*totalBlocks) * size_t(V));
+  (half ? set.halfValues.reserve(size_t(*totalBlocks) * size_t(V)) : set.values.reserve(size_t(*totalBlocks) * size_t(V)));
   for (int64_t t = 0; t < grid.dims.t; ++t) {
     target(t, step.data());
     for (int64_t b = 0; b < grid.blocksPerStep(); ++b) {
@@ -98,7 +97,11 @@ void selectBlocks(const StepReader& target, const BlockGrid& grid, bool keepAll,
       r.maxValue = rg.step > 0 ? rg.value(rg.above(*hi)) : *hi;
       scale.blocks.push_back(r);
       const float range = r.maxValue - r.minValue;
-      for (float v : buf) set.values.push_back(range > 0 ? 2.0f * (v - r.minValue) / range - 1.0f : 0.0f);
+      for (float v : buf) {
+        const float x = range > 0 ? 2.0f * (v - r.minValue) / range - 1.0f : 0.0f;
+        if (half) set.halfValues.push_back(floatToHalf(x));
+        else set.values.push_back(x);
+      }
       set.validDims.push_back(grid.validDims(b));
     }
   }
@@ -386,7 +389,10 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     set.blockDims = r.blockDims;
     ScaleReport sr;
     sr.dims = scale.dims;
-    if (!constant) selectBlocks(targetStep, grid, p == 0, r.s.threshold, scale, set, &sr.totalBlocks);
+    // The finest scale's training values in half precision when they would be large (memory, not accuracy: a
+    // block-normalized half is within 2^-11, some 80 dB below what the MLPs reach).
+    const bool half = i == 0 && useHalfTrainingValues(dims, r);
+    if (!constant) selectBlocks(targetStep, grid, p == 0, r.s.threshold, half, scale, set, &sr.totalBlocks);
     target = Field();
     up.reset();
     base = std::vector<float>();
@@ -397,10 +403,10 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     const int64_t n = set.blockCount();
     const int64_t mlpsWanted = i == 0 && r.s.finestMlps > 0 ? r.s.finestMlps
                                                             : (n + r.blocksPerMlp[size_t(p)] - 1) / r.blocksPerMlp[size_t(p)];
-    const int64_t maxFeatures = largeAssignment(n, mlpsWanted) ? 64 : 512;
+    const int64_t maxFeatures = largeAssignment(n, mlpsWanted) || set.half() ? 64 : 512;
     int features = int(set.voxelsPerBlock());
     std::vector<float> pooled;
-    if (n > 0 && set.voxelsPerBlock() > maxFeatures) pooled = poolFeatures(set, maxFeatures, &features);
+    if (n > 0 && (set.voxelsPerBlock() > maxFeatures || set.half())) pooled = poolFeatures(set, maxFeatures, &features);
     const std::vector<float>& feat = pooled.empty() ? set.values : pooled;
     set.mlpOfBlock = assignBlocksToMlps(feat, n, std::max(1, features), mlpsWanted, r.s.seed + uint64_t(p), &set.mlpCount);
     pooled = std::vector<float>();

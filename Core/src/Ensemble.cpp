@@ -78,7 +78,13 @@ struct Sampler {
     std::vector<float> vd;
     for (auto& v : set.validDims) vd.insert(vd.end(), {float(v[0]), float(v[1]), float(v[2])});
     valid = torch::tensor(vd).view({set.blockCount(), 3});
-    values = torch::from_blob(const_cast<float*>(set.values.data()), {int64_t(set.values.size())}, torch::kFloat);
+    if (set.half()) {  // the LibTorch reference path takes float32 values (a copy; the fused trainer reads halves)
+      values = torch::empty({int64_t(set.halfValues.size())}, torch::kFloat);
+      float* v = values.data_ptr<float>();
+      for (size_t i = 0; i < set.halfValues.size(); ++i) v[i] = halfToFloat(set.halfValues[i]);
+    } else {
+      values = torch::from_blob(const_cast<float*>(set.values.data()), {int64_t(set.values.size())}, torch::kFloat);
+    }
     if (!set.lossWeight.empty()) weights = torch::tensor(set.lossWeight);
   }
 
@@ -231,7 +237,11 @@ public:
     local_.mlpCount = int(mlps_.count);
     for (int64_t b : blocksOf_[size_t(comm.rank())]) {
       local_.validDims.push_back(set.validDims[size_t(b)]);
-      local_.values.insert(local_.values.end(), set.values.begin() + b * V, set.values.begin() + (b + 1) * V);
+      if (set.half())
+        local_.halfValues.insert(local_.halfValues.end(), set.halfValues.begin() + b * V,
+                                 set.halfValues.begin() + (b + 1) * V);
+      else
+        local_.values.insert(local_.values.end(), set.values.begin() + b * V, set.values.begin() + (b + 1) * V);
       local_.mlpOfBlock.push_back(set.mlpOfBlock[size_t(b)] - int(mlps_.first));
       if (!set.lossWeight.empty()) local_.lossWeight.push_back(set.lossWeight[size_t(b)]);
     }
@@ -306,7 +316,8 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   for (int a = 0; a < 3; ++a) pr.blockDims[a] = mine.blockDims[size_t(a)];
   pr.blockCount = mine.blockCount();
   pr.validDims = valid.data();
-  pr.values = mine.values.data();
+  pr.values = mine.half() ? nullptr : mine.values.data();
+  pr.halfValues = mine.half() ? mine.halfValues.data() : nullptr;
   pr.mlpOfBlock = mine.mlpOfBlock.data();
   pr.lossWeight = mine.lossWeight.empty() ? nullptr : mine.lossWeight.data();
   pr.mlpCount = mine.mlpCount;

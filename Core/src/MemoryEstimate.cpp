@@ -68,8 +68,9 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, 
     // came from). The finest: four of its steps (the target step, its base, two upsampled coarse steps).
     const uint64_t fields = p + 1 < S ? mul(mul(uint64_t(d.count()), kFloat), 2) : mul(step, 4);
     uint64_t bytes = add(fields, mul(uint64_t(coarser.count()), kFloat));
-    // TrainingSet values (padded blocks, reserved once).
-    bytes = add(bytes, mul(mul(blocks, blockVoxels), kFloat));
+    // TrainingSet values (padded blocks, reserved once; half floats for a large finest scale).
+    const bool half = p + 1 == S && useHalfTrainingValues(dims, r);
+    bytes = add(bytes, mul(mul(blocks, blockVoxels), half ? kFloat / 2 : kFloat));
     // Per block: record (20), valid dims (12), loss weight, MLP index, features (<= 512 floats), sampler ids (8).
     const uint64_t features = std::min<uint64_t>(blockVoxels, 512);
     bytes = add(bytes, mul(blocks, 20 + 12 + 4 + 4 + 8 + features * kFloat));

@@ -49,6 +49,16 @@ std::vector<int> defaultBlocksPerMlp(int scales, bool series) {
 
 }  // namespace
 
+bool useHalfTrainingValues(const Dims4& dims, const ResolvedSettings& r) {
+  if (r.s.halfTrainingValues >= 0) return r.s.halfTrainingValues > 0;
+  double bytes = 4.0 * double(dims.t);
+  for (int a = 0; a < 3; ++a) {
+    const double b = std::max(1, r.blockDims[size_t(a)]);
+    bytes *= std::ceil(double(dims[a]) / b) * b;
+  }
+  return bytes > double(kHalfTrainingBytes);
+}
+
 ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   validateDims(dims);
   if (in.scales < 1 || in.scales > 8) throw Error("scales must be in [1, 8]");

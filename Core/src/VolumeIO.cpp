@@ -124,11 +124,14 @@ std::vector<uint8_t> readWholeFile(const std::string& path) {
 
 /// Float32 little-endian bytes of a field; on a little-endian host the field's own memory is used as is.
 void writeFloatsAtomic(const std::string& path, const std::vector<uint8_t>& prefix, const std::vector<float>& v) {
-  std::vector<uint8_t> bytes(prefix);
-  bytes.resize(prefix.size() + v.size() * 4);
-  if (!v.empty()) std::memcpy(bytes.data() + prefix.size(), v.data(), v.size() * 4);
-  if (!hostIsLittleEndian()) swapWords(bytes.data() + prefix.size(), v.size(), 4);
-  writeFileAtomic(path, bytes.data(), bytes.size());
+  if (hostIsLittleEndian()) {
+    writeFileAtomic(path, {{prefix.data(), prefix.size()}, {reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}});
+    return;
+  }
+  std::vector<uint8_t> bytes(v.size() * 4);
+  if (!v.empty()) std::memcpy(bytes.data(), v.data(), bytes.size());
+  swapWords(bytes.data(), v.size(), 4);
+  writeFileAtomic(path, {{prefix.data(), prefix.size()}, {bytes.data(), bytes.size()}});
 }
 
 void checkFieldSize(const Field& f, const std::string& path) {

@@ -208,3 +208,19 @@ TEST(EndToEnd, EncodingFromAMappedFileGivesTheSameArchiveAsFromMemory) {
   }
   std::filesystem::remove(path);
 }
+
+// A large finest scale keeps its training values as half floats (memory): the network reaches the PSNR of
+// float32 training values within a few hundredths of a dB, and small series keep float32 (archives unchanged).
+TEST(EndToEnd, HalfFloatTrainingValuesCostNoQuality) {
+  const Field f = smallSeries();
+  EncoderSettings s = smallSettings();
+  s.epochs = {30, 30};
+  s.boundaryCnn = false;
+  EXPECT_FALSE(useHalfTrainingValues(f.dims, resolveSettings(s, f.dims)));
+  EXPECT_TRUE(useHalfTrainingValues(Dims4{256, 256, 256, 16}, resolveSettings(s, Dims4{256, 256, 256, 16})));
+  const double full = compareFields(f, Decoder(encode(f, GridMeta{}, s, Progress())).decodeAll()).psnr;
+  s.halfTrainingValues = 1;
+  const double half = compareFields(f, Decoder(encode(f, GridMeta{}, s, Progress())).decodeAll()).psnr;
+  std::cout << "training values float32: " << full << " dB, half: " << half << " dB\n";
+  EXPECT_NEAR(half, full, 0.1);
+}

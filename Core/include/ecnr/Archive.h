@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ecnr/Model.h"
@@ -82,5 +83,7 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size);
 
 /// Writes bytes to `path` atomically (temporary + rename); shared by every writer of the project.
 void writeFileAtomic(const std::string& path, const uint8_t* data, size_t size);
+/// The same from pieces written one after the other (a header and a field's memory: no copy joins them).
+void writeFileAtomic(const std::string& path, const std::vector<std::pair<const uint8_t*, size_t>>& parts);
 
 }  // namespace ecnr

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ecnr/Comm.h"
+#include "ecnr/Half.h"
 #include "ecnr/Model.h"
 #include "ecnr/Progress.h"
 
@@ -19,6 +20,9 @@ struct TrainingSet {
   std::array<int, 3> blockDims{};
   std::vector<std::array<int, 3>> validDims;  ///< per block: voxels inside the grid (the rest is padding)
   std::vector<float> values;                  ///< blocks * voxelsPerBlock, x fastest
+  /// The same as IEEE half (Half.h) instead, when `values` is empty: a scale too large to hold in float32
+  /// (EncoderSettings::halfTrainingValues). Block-normalized to [-1, 1], a half is within 2^-11 of the value.
+  std::vector<uint16_t> halfValues;
   std::vector<int> mlpOfBlock;
   int mlpCount = 0;
   /// Per block loss weight (empty = all 1). Blocks are fitted in normalized units; weighting by the block's
@@ -26,6 +30,8 @@ struct TrainingSet {
   std::vector<float> lossWeight;
 
   int64_t blockCount() const { return int64_t(validDims.size()); }
+  bool half() const { return values.empty() && !halfValues.empty(); }
+  float value(int64_t i) const { return half() ? halfToFloat(halfValues[size_t(i)]) : values[size_t(i)]; }
   int64_t voxelsPerBlock() const { return int64_t(blockDims[0]) * blockDims[1] * blockDims[2]; }
 };
 

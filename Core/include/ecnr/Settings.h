@@ -62,6 +62,9 @@ struct EncoderSettings {
                                             ///< Ratio: targetRatio, hit within +-10 %
   double networkShare = 1.0;                ///< Ratio: share of the byte budget the network is sized for; the
                                             ///< correction gets the rest (BENCHMARKS.md measures the split)
+  /// The finest scale's training values held as half floats (half the memory of the largest buffer of an
+  /// encode): 1 always, 0 never, -1 when they would take more than kHalfTrainingBytes as float32.
+  int halfTrainingValues = -1;
   uint64_t seed = 1;
   int threads = 0;                          ///< 0 = hardware concurrency
   std::string device = "cpu";               ///< "cpu" or "cuda"
@@ -86,5 +89,11 @@ struct ResolvedSettings {
 
 /// Fills every "derive from the data" field for a field of these dims.
 ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims);
+
+/// halfTrainingValues = -1 switches to half floats above this many float32 bytes of finest-scale training values
+/// (every block counted, padding included): 512 MiB, a 128^3 x 64 series; below it archives stay as they were.
+constexpr uint64_t kHalfTrainingBytes = uint64_t(512) << 20;
+/// Whether the finest scale's training values (a field of `dims`, blocks of r.blockDims) are held as half floats.
+bool useHalfTrainingValues(const Dims4& dims, const ResolvedSettings& r);
 
 }  // namespace ecnr
