@@ -588,7 +588,8 @@ int cmdInfo(const Args& a) {
     if (windowed) std::cout << ", time window of steps " << m.firstStep << "-" << m.firstStep + m.dims.t - 1;
     std::cout << ": dims " << m.dims.str() << ", range [" << m.dataMin << ", "
               << m.dataMax << "], MLP " << m.shape.sineLayers << "x" << m.shape.hidden << " sine + linear, latent "
-              << m.shape.latentDim << ", omega0 " << m.shape.omega0 << "\n";
+              << m.shape.latentDim << ", omega0 " << m.shape.omega0 << ", " << modelMemoryBytes(m)
+              << " bytes in memory when read\n";
     const size_t index = size_t(&m - arrays.data());
     if (index < sum.quality.size() && sum.quality[index].mode != QualityMode::Expert) {
       const QualityInfo& q = sum.quality[index];

@@ -118,9 +118,7 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, 
   return add(add(input, std::max(add(levels, working), correction)), kRuntimeBytes);
 }
 
-uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolution) {
-  const int count = m.scaleCount();
-  const int used = scales < 0 || scales > count ? count : std::max(1, scales);
+uint64_t modelMemoryBytes(const Model& m) {
   uint64_t model = 0;
   for (const ScaleModel& s : m.scales) {
     model = add(model, mul(uint64_t(s.blocks.size()), sizeof(BlockRecord)));
@@ -128,6 +126,13 @@ uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolutio
     for (const auto& w : s.weights) model = add(model, mul(uint64_t(w.size()), kFloat));
     for (const auto& b : s.biases) model = add(model, mul(uint64_t(b.size()), kFloat));
   }
+  return model;
+}
+
+uint64_t estimateDecoderPeakBytes(const Model& m, int scales, bool fullResolution) {
+  const int count = m.scaleCount();
+  const int used = scales < 0 || scales > count ? count : std::max(1, scales);
+  uint64_t model = modelMemoryBytes(m);
   // Two neighbouring reconstructions are alive at once (the coarser one and the one built from it).
   uint64_t peak = 0, previous = 0;
   for (int p = 0; p < used && p < count; ++p) {

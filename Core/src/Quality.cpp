@@ -174,7 +174,14 @@ public:
     out.finestMlps = c.back();
     return true;
   }
-  void record(const Network& n) { tried_.push_back({pending_, double(n.bytes) - fixed_}); }
+  void record(const Network& n) {
+    tried_.push_back({pending_, double(n.bytes) - fixed_});
+    // The block counts of the latest network (the closed loop moves them a little): a finest MLP count above
+    // them is clamped to them, so two counts above would train the same network twice.
+    if (n.model.scales.size() == instances_.size())
+      for (size_t i = 0; i < instances_.size(); ++i) instances_[i] = int64_t(n.model.scales[i].blocks.size());
+    configs_.back().back() = std::min(configs_.back().back(), std::max<int64_t>(1, instances_.back()));
+  }
 
 private:
   using Config = std::vector<int64_t>;  // blocks per MLP of the coarser scales (coarsest first), finest MLP count

@@ -24,6 +24,10 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& set
 /// A 1 KB archive may legitimately claim a huge constant grid; this is what lets a reader refuse it up front.
 uint64_t estimateDecoderPeakBytes(const Model& model, int scales = -1, bool fullResolution = true);
 
+/// Bytes of a parsed model's arrays in memory (block table, latents, weights and biases as float32): what a
+/// decoder holds besides the voxels it produces.
+uint64_t modelMemoryBytes(const Model& model);
+
 /// MemAvailable from /proc/meminfo, in bytes; 0 when it cannot be read (then no check against it is made).
 uint64_t availableMemoryBytes();
 
