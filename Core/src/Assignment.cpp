@@ -19,7 +19,7 @@ constexpr int64_t kMaxStoredDistances = 25'000'000;
 /// that a tile's distance rows stay in cache.
 constexpr int kPointTile = 64;
 /// Above this many blocks x MLPs, the assignment clusters in two levels (largeAssignment).
-constexpr double kMaxFlatPairs = 2.5e8;
+constexpr double kMaxFlatPairs = 5e7;
 /// Centroids per tile: 64 rows of a few hundred floats stay in L2 while every point quad of a tile passes.
 constexpr int kCentroidTile = 64;
 constexpr int kQuad = 4;
