@@ -83,28 +83,7 @@ AxisLerp coarsePosition(int64_t finePos, int64_t fineLength, bool halved, bool i
 }
 
 Field downsample(const Field& fine, const HalvedAxes& halved) {
-  Field smooth = fine, tmp(fine.dims);
-  for (int a = 0; a < 4; ++a) {
-    if (!halved[size_t(a)]) continue;
-    smoothAxis(smooth, tmp, a);
-    std::swap(smooth.values, tmp.values);
-  }
-  const Dims4 cd = downsampledDims(fine.dims, halved);
-  Field coarse(cd);
-  for (int64_t t = 0; t < cd.t; ++t) {
-    const int64_t ft = halved[3] ? keptPosition(t, fine.dims.t, true) : t;
-#pragma omp parallel for schedule(static)
-    for (int64_t z = 0; z < cd.z; ++z) {
-      const int64_t fz = halved[2] ? 2 * z : z;
-      for (int64_t y = 0; y < cd.y; ++y) {
-        const int64_t fy = halved[1] ? 2 * y : y;
-        for (int64_t x = 0; x < cd.x; ++x) {
-          coarse.at(x, y, z, t) = smooth.at(halved[0] ? 2 * x : x, fy, fz, ft);
-        }
-      }
-    }
-  }
-  return coarse;
+  return downsample(MemorySource(fine), halved, [](float*, int64_t) {});
 }
 
 Field downsample(const FieldSource& fine, const HalvedAxes& halved, const std::function<void(float*, int64_t)>& prepare) {
