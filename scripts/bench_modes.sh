@@ -29,14 +29,14 @@ section=$(mktemp)
   echo "## Quality modes (issue 8)"
   echo
   echo "\`scripts/bench_modes.sh $preset\` ($minutes min), measured on $(build/bin/ecnr_bench_modes 2>&1 | true; \
-       grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads. Every figure is measured after"
+       grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), ${OMP_NUM_THREADS:-$(nproc)} thread(s). Every figure is measured after"
   echo "writing the archive, reading it back and decoding it."
   echo
   echo "### Target ratio: where it lands, and the network alone at the same ratio"
   echo
-  echo "The ratio mode sizes the network for the budget (the block-size chooser, then the blocks per MLP of each"
-  echo "scale), keeps the largest network within 10 % under to 5 % over it, and tops it up with the correction only"
-  echo "when it lands more than 10 % short. *Network alone* interpolates, in log CR, the PSNR of the networks the"
+  echo "The ratio mode sizes the network for the budget (the block-size chooser, then the coarser scales' blocks per"
+  echo "MLP and the finest scale's MLP count), keeps the best-PSNR network within 10 % under to 5 % over it, and tops"
+  echo "it up with the correction only when it lands more than 10 % short. *Network alone* interpolates, in log CR, the PSNR of the networks the"
   echo "mode trained (each a network-only archive; the mode's own archive adds a 97-byte quality record: mode,"
   echo "target, achieved figures); *filling the budget* adds the correction up to the target ratio on the kept"
   echo "network (what the mode did before: it shows what the correction's bytes buy at these ratios); *half-budget*"

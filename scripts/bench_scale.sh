@@ -30,9 +30,9 @@ measure() {
   cat "$work/$name.time"
 }
 mib() { python3 -c "print(f'{$1 / 1048576:.0f}')"; }
-raw=$(python3 -c "import numpy as np; a = np.load('$work/series.npy', mmap_mode='r'); print(a.size * 4)")
-step=$(python3 -c "import numpy as np; a = np.load('$work/series.npy', mmap_mode='r'); print(a[0].size * 4)")
-steps=$(python3 -c "import numpy as np; a = np.load('$work/series.npy', mmap_mode='r'); print(a.shape[0])")
+IFS=, read -r nx ny nz steps <<< "$size"
+step=$((nx * ny * nz * 4))
+raw=$((step * steps))
 
 read -r base _ < <(measure baseline "$ecnr" --help)
 read -r enc_kb enc_s < <(measure encode "$ecnr" compress "$work/series.npy" "$work/series.ecnr" "${opts[@]}")

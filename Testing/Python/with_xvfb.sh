@@ -15,5 +15,11 @@ for _ in $(seq 1 100); do
   kill -0 $server 2>/dev/null || { echo "with_xvfb: Xvfb :$display failed to start" >&2; exit 1; }
   sleep 0.1
 done
-sleep 0.3  # the socket exists slightly before the server accepts clients
+# The socket exists slightly before the server accepts clients (a fixed 0.3 s wait was not always enough on a
+# loaded machine): wait until a client connection succeeds.
+for _ in $(seq 1 100); do
+  python3 -c "import socket; socket.socket(socket.AF_UNIX).connect('/tmp/.X11-unix/X$display')" 2>/dev/null && break
+  sleep 0.1
+done
+sleep 0.3
 DISPLAY=":$display" "$@"
