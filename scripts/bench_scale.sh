@@ -60,7 +60,7 @@ section=$(mktemp)
   echo "process (GNU time), start-up included; the program alone (\`ecnr --help\`: LibTorch, OpenMP, BLAS) is"
   echo "$(mib $((base * 1024))) MiB of it."
   echo
-  echo "| run | peak (MiB) | peak / raw size | limit | seconds | ratio | PSNR finest scale (dB) |"
+  echo "| run | peak (MiB) | peak / raw size | limit | seconds | ratio | PSNR finest scale (dB; windows: the last) |"
   echo "|---|---|---|---|---|---|---|"
   echo "| compress | $(mib $((enc_kb * 1024))) | $(x "$enc_kb * 1024 / $raw") | — | $enc_s | $(ratio encode) | $(finest encode) |"
   echo "| compress --memory-limit $(mib "$limit") MiB (${fraction} × raw): windows of ${windows:-all} steps | $(mib $((lim_kb * 1024))) | $(x "$lim_kb * 1024 / $raw") | $(x "$lim_kb * 1024 / $limit") × limit | $lim_s | $(ratio limited) | $(finest limited) |"
