@@ -36,6 +36,18 @@ StepReader stepsOf(const Field& f) {
   return [&f](int64_t t, float* out) { std::copy_n(f.step(t), f.dims.voxelsPerStep(), out); };
 }
 
+// input - U(coarse), one step of `dims` at a time (the reader owns its upsampler and base step; `coarse` must
+// outlive it).
+StepReader minusUpsampled(const StepReader& input, const Field& coarse, const HalvedAxes& halved, const Dims4& dims) {
+  auto up = std::make_shared<StepUpsampler>(coarse, halved, dims);
+  auto base = std::make_shared<std::vector<float>>(size_t(dims.voxelsPerStep()));
+  return [input, up, base](int64_t t, float* out) {
+    input(t, out);
+    up->step(t, base->data());
+    for (size_t k = 0; k < base->size(); ++k) out[k] -= (*base)[k];
+  };
+}
+
 // Features for k-means: the normalized block averaged down to at most maxDim values, so clustering cost does not
 // grow with the block size.
 std::vector<float> poolFeatures(const TrainingSet& set, int64_t maxDim, int* dim) {
@@ -332,13 +344,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
   const bool chooseBlocks = settings.blockDims[0] <= 0 || settings.blockDims[1] <= 0 || settings.blockDims[2] <= 0;
   if (chooseBlocks) {
     // V_0 - U(V_1), step by step (S = 1: the single scale is the coarsest, nothing to read).
-    std::unique_ptr<StepUpsampler> up = S > 1 ? std::make_unique<StepUpsampler>(levels[1], plan.halved[1], dims) : nullptr;
-    std::vector<float> base(size_t(dims.voxelsPerStep()));
-    const StepReader finest = [&](int64_t t, float* out) {
-      input(t, out);
-      up->step(t, base.data());
-      for (size_t k = 0; k < base.size(); ++k) out[k] -= base[k];
-    };
+    const StepReader finest = S > 1 ? minusUpsampled(input, levels[1], plan.halved[1], dims) : input;
     r.blockDims = chooseBlockDims(openLoopResiduals(levels, plan, finest), r);
   }
   EncodeReport rep;
@@ -363,8 +369,6 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     // is computed step by step: V_0 - U(coarser reconstruction). The blocks' training values are the one copy of
     // the scale kept while the MLPs train.
     Field target;
-    std::unique_ptr<StepUpsampler> up;
-    std::vector<float> base;
     StepReader targetStep;
     if (i > 0) {
       target = levels[size_t(i)];
@@ -373,16 +377,8 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
         for (size_t k = 0; k < target.values.size(); ++k) target.values[k] -= b.values[k];
       }
       targetStep = stepsOf(target);
-    } else if (p == 0) {
-      targetStep = input;
     } else {
-      up = std::make_unique<StepUpsampler>(recon, model.scales.back().halved, scale.dims);
-      base.resize(size_t(scale.dims.voxelsPerStep()));
-      targetStep = [&](int64_t t, float* out) {
-        input(t, out);
-        up->step(t, base.data());
-        for (size_t k = 0; k < base.size(); ++k) out[k] -= base[k];
-      };
+      targetStep = p == 0 ? input : minusUpsampled(input, recon, model.scales.back().halved, scale.dims);
     }
     if (r.s.quantizeRanges) setRangeGrid(targetStep, scale.dims, scale);
     TrainingSet set;
@@ -394,8 +390,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     const bool half = i == 0 && useHalfTrainingValues(dims, r);
     if (!constant) selectBlocks(targetStep, grid, p == 0, r.s.threshold, half, scale, set, &sr.totalBlocks);
     target = Field();
-    up.reset();
-    base = std::vector<float>();
+    targetStep = StepReader();  // its upsampler and base step go too
     if (r.s.rangeWeightedLoss) set.lossWeight = rangeWeights(scale.blocks);
     // k-means features: blocks of up to 512 voxels are clustered on their training values as they are (no copy:
     // with 8^3 blocks that copy was the size of the input); larger ones pooled to 512 values, to 64 for a large
