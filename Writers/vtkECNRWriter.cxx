@@ -47,6 +47,24 @@ struct vtkECNRWriter::Internals
   std::vector<std::unique_ptr<ecnr::FieldSource>> sources;  // the staged files, once every step is in
   std::vector<float> step;
 
+  // One staging file per array in `directory`, for steps of this->grid.
+  void startStaging(const std::string& directory)
+  {
+    for (size_t i = 0; i < this->names.size(); ++i)
+    {
+      this->staged.emplace_back(
+        new ecnr::StagedSeries(directory, std::to_string(i), this->grid.voxelsPerStep()));
+    }
+  }
+  // Every step is in: the staged files as the encoder's sources.
+  void openStaged()
+  {
+    for (auto& s : this->staged)
+    {
+      this->sources.push_back(s->source(this->grid));
+    }
+  }
+
   void clearSeries()
   {
     this->sources.clear();
@@ -335,11 +353,7 @@ bool vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
     d.grid = ecnr::Dims4{ x, y, z, 1 };
     try
     {
-      for (size_t i = 0; i < d.names.size(); ++i)
-      {
-        d.staged.emplace_back(new ecnr::StagedSeries(
-          ecnr::stagingDirectory(this->StagingDirectory, this->FileName), std::to_string(i), d.grid.voxelsPerStep()));
-      }
+      d.startStaging(ecnr::stagingDirectory(this->StagingDirectory, this->FileName));
     }
     catch (const std::exception& e)
     {
@@ -349,10 +363,7 @@ bool vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
   else
   {
     steps = d.staged.front()->steps();
-    for (auto& staged : d.staged)
-    {
-      d.sources.push_back(staged->source(d.grid));
-    }
+    d.openStaged();
   }
   // Step by step, in pieces of at most 2^30 values (MPI's counts are ints).
   d.step.resize(static_cast<size_t>(d.grid.voxelsPerStep()));
@@ -384,10 +395,7 @@ bool vtkECNRWriter::ShareInput(vtkMultiProcessController* c)
   }
   if (d.rank != 0 && failure.empty())
   {
-    for (auto& staged : d.staged)
-    {
-      d.sources.push_back(staged->source(d.grid));
-    }
+    d.openStaged();
   }
   int mine = failure.empty() ? 1 : 0, all = 0;
   c->AllReduce(&mine, &all, 1, vtkCommunicator::MIN_OP);
@@ -461,11 +469,7 @@ bool vtkECNRWriter::AddStep(vtkInformation* inInfo)
     {
       ecnr::validateDims(dims);
       d.grid = ecnr::Dims4{ dims.x, dims.y, dims.z, 1 };
-      for (size_t i = 0; i < d.names.size(); ++i)
-      {
-        d.staged.emplace_back(new ecnr::StagedSeries(
-          ecnr::stagingDirectory(this->StagingDirectory, this->FileName), std::to_string(i), dims.voxelsPerStep()));
-      }
+      d.startStaging(ecnr::stagingDirectory(this->StagingDirectory, this->FileName));
       d.step.resize(static_cast<size_t>(dims.voxelsPerStep()));
     }
     catch (const std::exception& e)
@@ -531,10 +535,7 @@ bool vtkECNRWriter::EncodeAndWrite(vtkMultiProcessController* parallel)
     }
     else
     {
-      for (auto& staged : d.staged)
-      {
-        d.sources.push_back(staged->source(d.grid));
-      }
+      d.openStaged();
     }
   }
   catch (const std::exception& e)
