@@ -50,14 +50,15 @@ const char* kUsage = R"(usage:
   ecnr append <archive.ecnr> <input> [compress options]   new time steps as new windows, the rest untouched
   ecnr eval <original> <decoded|archive.ecnr> [--dims X,Y,Z[,T]] [--array NAME]
   ecnr generate <output.npy> [--size X,Y,Z,T] [--seed N]
-  ecnr demo [--out DIR] [--preset fast|default|quality] [--size X,Y,Z,T]
+  ecnr demo [--out DIR] [--preset fast|default|quality|paper] [--size X,Y,Z,T]
 
 compress options:
   --dims X,Y,Z[,T]         dims of a raw input          --array NAME        array of a multi-array .json
-  --preset fast|default|quality (default: default)
+  --preset fast|default|quality|paper (default: default; paper: the paper's choices, BENCHMARKS.md)
   --scales S   --block X,Y,Z   --blocks-per-mlp a,b,c (coarsest first)   --epochs a,b,c (coarsest first)
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
+  --importance F           share of each MLP's training draws made by its blocks' running error (0 = uniform)
   quality modes (an error-bounded correction on top of the network; ecnr info shows the mode and what it reached):
   --max-error E | --rel-error e   every voxel within E (absolute) or e x the data range, on every decoder path
   --target-psnr P                 at least P dB (lands in [P, P+1]), the fewest bytes the modes find
@@ -293,6 +294,7 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--batch")) s.batchPerMlp = int(parseNumber(a.get("--batch"), "--batch"));
   if (a.has("--lr")) s.learningRate = float(parseNumber(a.get("--lr"), "--lr"));
   if (a.has("--lr-decay")) s.lrDecayFactor = float(parseNumber(a.get("--lr-decay"), "--lr-decay"));
+  if (a.has("--importance")) s.importance = float(parseNumber(a.get("--importance"), "--importance"));
   if (a.has("--range-weighting")) {
     const std::string v = a.get("--range-weighting");
     if (v != "on" && v != "off") throw Error("--range-weighting must be on or off");

@@ -57,6 +57,11 @@ inline size_t trainScratchFloats(const TrainNet& net, int n) {
   return size_t(n) * size_t(2 * net.sineLayers * net.hidden + 2);
 }
 
+/// After trainBatch: the output gradient 2 scale[s] (y - target) of each of the n samples, kept in its scratch.
+inline const float* trainOutputGradient(const TrainNet& net, int n, const float* scratch) {
+  return scratch + size_t(2 * net.sineLayers) * size_t(net.hidden) * size_t(n);
+}
+
 namespace avx512 { extern const IsaKernels kKernels; }
 namespace avx2 { extern const IsaKernels kKernels; }
 namespace generic { extern const IsaKernels kKernels; }

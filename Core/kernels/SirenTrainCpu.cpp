@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "BlockImportance.h"
 #include "SirenIsa.h"
 #include "ecnr/Comm.h"
 #include "ecnr/Half.h"
@@ -134,6 +135,7 @@ struct MlpState {
   std::vector<int32_t> pid;     // shared mode: id of each parameter in the shared table (-1: stays 0)
   std::vector<int32_t> lid;     // shared mode: id of each latent value (empty: latents stay free)
   std::vector<float> grad, latGrad;  // shared mode: this step's gradients, summed after the step
+  BlockImportance importance;        // used when FusedTrainProblem::importance > 0 and the MLP has several blocks
   Rng rng{0};
 };
 
@@ -243,6 +245,20 @@ struct FusedTrainer::Impl {
       for (float& x : st.lat) x = st.rng.normal();
       st.latM.assign(st.lat.size(), 0.0f);
       st.latV.assign(st.lat.size(), 0.0f);
+      if (pr.importance > 0) st.importance.reset(st.blocks.size(), std::min(pr.importance, 0.9f));
+    }
+  }
+
+  // Each sample's squared error (times its block's loss weight) from the kernel's output gradient 2 scale e.
+  void observeErrors(MlpState& st, const TrainNet& net, int n, int np, const Scratch& sc) const {
+    const float* dy = trainOutputGradient(net, np, sc.train.data());
+    for (int s = 0; s < n; ++s) {
+      const float scale = sc.scale[size_t(s)];
+      if (scale <= 0) continue;
+      const int li = sc.local[size_t(s)];
+      const float e = dy[s] / (2.0f * scale);
+      const float lw = pr.lossWeight ? pr.lossWeight[st.blocks[size_t(li)]] : 1.0f;
+      st.importance.observe(size_t(li), lw * e * e);
     }
   }
 
@@ -253,15 +269,17 @@ struct FusedTrainer::Impl {
     TrainNet net;
     prepare(lay, st.p.data(), pr.omega0, sc, net);
     const size_t nbk = st.blocks.size();
+    const bool byImportance = pr.importance > 0 && nbk > 1;
     sc.latGrad.assign(nbk * size_t(Ld), 0.0f);
     double loss = 0;
     for (int s0 = 0; s0 < pr.batchPerMlp; s0 += kSubBatch) {
       const int n = std::min(kSubBatch, pr.batchPerMlp - s0), np = (n + k.lanes - 1) / k.lanes * k.lanes;
       sizeBatch(lay, np, sc);
-      // Uniform block among the MLP's blocks, then a uniform valid voxel (as the LibTorch sampler).
+      // Uniform block among the MLP's blocks (or by importance), then a uniform valid voxel (as the LibTorch sampler).
       for (int s = 0; s < n; ++s) {
         const uint64_t r0 = st.rng.next(), r1 = st.rng.next();
-        const int li = int(((r0 >> 32) * uint64_t(nbk)) >> 32);
+        float isWeight = 1.0f;
+        const int li = byImportance ? int(st.importance.draw(r0, &isWeight)) : int(((r0 >> 32) * uint64_t(nbk)) >> 32);
         const int64_t blk = st.blocks[size_t(li)];
         const int* vd = pr.validDims + 3 * blk;
         int c[3];
@@ -274,16 +292,18 @@ struct FusedTrainer::Impl {
         for (int i = 0; i < Ld; ++i) sc.x[size_t((3 + i) * np + s)] = lat[i];
         const int64_t at = blk * V + c[0] + int64_t(pr.blockDims[0]) * (c[1] + int64_t(pr.blockDims[1]) * c[2]);
         sc.target[size_t(s)] = pr.values ? pr.values[at] : halfToFloat(pr.halfValues[at]);
-        sc.scale[size_t(s)] = pr.lossWeight ? pr.lossWeight[blk] * sampleScale : sampleScale;
+        sc.scale[size_t(s)] = (pr.lossWeight ? pr.lossWeight[blk] * sampleScale : sampleScale) * isWeight;
         sc.local[size_t(s)] = li;
       }
       padBatch(lay, n, np, sc);
       loss += runBatch(k, net, np, sc);
+      if (byImportance) observeErrors(st, net, n, np, sc);
       for (int s = 0; s < n; ++s) {
         float* g = sc.latGrad.data() + size_t(sc.local[size_t(s)]) * size_t(Ld);
         for (int i = 0; i < Ld; ++i) g[i] += sc.dLatent[size_t(i * np + s)];
       }
     }
+    if (byImportance) st.importance.endStep();
     const float lr = pr.learningRate ? pr.learningRate(t) : 1e-3f;
     if (shared) {
       std::swap(st.grad, sc.grad);  // prepare() re-zeroes the buffer it gets back

@@ -21,6 +21,9 @@ struct FusedTrainProblem {
   const uint16_t* halfValues = nullptr;  ///< the same as IEEE half (Half.h), when `values` is null
   const int* mlpOfBlock = nullptr;
   const float* lossWeight = nullptr;  ///< per block, or nullptr for 1
+  /// Share of each MLP's block draws made in proportion to the block's running RMS error (ImportanceSampler);
+  /// 0: uniform. Samples are weighted so that the loss keeps its expectation.
+  float importance = 0;
   int mlpCount = 0;
   // network: input 3 coords + latentDim, sineLayers sine layers of `hidden`, linear output
   int latentDim = 8, hidden = 24, sineLayers = 3;

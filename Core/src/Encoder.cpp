@@ -412,6 +412,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     o.learningRate = r.s.learningRate;
     o.weightDecay = r.s.weightDecay;
     o.lrDecayFactor = r.s.lrDecayFactor;
+    o.importance = r.s.importance;
     o.seed = r.s.seed * 1000003ULL + uint64_t(p);
     o.threads = r.s.threads;
     o.device = r.s.device;

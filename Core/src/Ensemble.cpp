@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "BlockImportance.h"
 #include "SirenTrainCpu.h"
 #include "ecnr/Pruning.h"
 #include "ecnr/Quantization.h"
@@ -60,10 +61,18 @@ struct Sampler {
   torch::Tensor weights;    // (blocks) loss weight, undefined when all are 1
   std::array<int, 3> bd{};
   int64_t m = 0, batch = 0;
+  // Importance sampling (TrainOptions::importance): per MLP, its blocks' running errors; the last draw's factors.
+  std::vector<std::vector<int64_t>> lists;
+  std::vector<kernels::BlockImportance> importance;
+  torch::Tensor isWeight;  // (m, B), or undefined
 
-  Sampler(const TrainingSet& set, int64_t batchPerMlp) : bd(set.blockDims), m(set.mlpCount), batch(batchPerMlp) {
-    std::vector<std::vector<int64_t>> lists(static_cast<size_t>(m));
+  Sampler(const TrainingSet& set, int64_t batchPerMlp, float importanceShare)
+      : bd(set.blockDims), m(set.mlpCount), batch(batchPerMlp), lists(static_cast<size_t>(m)) {
     for (int64_t i = 0; i < set.blockCount(); ++i) lists[size_t(set.mlpOfBlock[size_t(i)])].push_back(i);
+    if (importanceShare > 0) {
+      importance.resize(size_t(m));
+      for (int64_t q = 0; q < m; ++q) importance[size_t(q)].reset(lists[size_t(q)].size(), std::min(importanceShare, 0.9f));
+    }
     size_t cap = 1;
     for (auto& l : lists) cap = std::max(cap, l.size());
     std::vector<int64_t> flat;
@@ -89,9 +98,14 @@ struct Sampler {
   }
 
   // Returns (block ids (m*B), coords (m, B, 3), targets (m, B)); per-sample weights come from sampleWeights().
-  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> draw() const {
-    auto slot = (torch::rand({m, batch}) * counts.unsqueeze(1)).floor().to(torch::kLong);
-    slot = torch::minimum(slot, (counts.to(torch::kLong) - 1).unsqueeze(1));
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> draw() {
+    torch::Tensor slot;
+    if (importance.empty()) {
+      slot = (torch::rand({m, batch}) * counts.unsqueeze(1)).floor().to(torch::kLong);
+      slot = torch::minimum(slot, (counts.to(torch::kLong) - 1).unsqueeze(1));
+    } else {
+      slot = drawByImportance();
+    }
     auto blk = mlpBlocks.gather(1, slot).flatten();
     auto vox = (torch::rand({m * batch, 3}) * valid.index_select(0, blk)).floor();
     auto vi = vox.to(torch::kLong);
@@ -106,7 +120,45 @@ struct Sampler {
   }
 
   torch::Tensor sampleWeights(const torch::Tensor& blk) const {
-    return weights.defined() ? weights.index_select(0, blk).view({m, batch}) : torch::Tensor();
+    torch::Tensor w = weights.defined() ? weights.index_select(0, blk).view({m, batch}) : torch::Tensor();
+    if (isWeight.defined()) w = w.defined() ? w * isWeight : isWeight;
+    return w;
+  }
+
+  // Slots by each MLP's BlockImportance, from 64-bit random numbers made of LibTorch's (seeded) generator.
+  torch::Tensor drawByImportance() {
+    auto bits = torch::randint(0, int64_t(1) << 31, {m, batch, 2}, torch::kLong).contiguous();
+    const int64_t* r = bits.data_ptr<int64_t>();
+    auto slot = torch::empty({m, batch}, torch::kLong);
+    isWeight = torch::empty({m, batch}, torch::kFloat);
+    int64_t* sl = slot.data_ptr<int64_t>();
+    float* w = isWeight.data_ptr<float>();
+    for (int64_t q = 0; q < m; ++q)
+      for (int64_t k = 0; k < batch; ++k) {
+        const int64_t i = q * batch + k;
+        const uint64_t u = (uint64_t(r[2 * i]) << 33) ^ (uint64_t(r[2 * i + 1]) << 2);
+        sl[i] = int64_t(importance[size_t(q)].draw(u, &w[i]));
+      }
+    return slot;
+  }
+
+  // The step's squared errors (m, B), without weights: each block's running error for the next draws.
+  void observe(const torch::Tensor& slotBlocks, const torch::Tensor& squaredError) {
+    if (importance.empty()) return;
+    auto e = squaredError.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    auto b = slotBlocks.to(torch::kCPU).contiguous();
+    const float* ev = e.data_ptr<float>();
+    const int64_t* bv = b.data_ptr<int64_t>();
+    const float* lw = weights.defined() ? weights.data_ptr<float>() : nullptr;
+    for (int64_t q = 0; q < m; ++q) {
+      std::vector<int64_t>& l = lists[size_t(q)];
+      for (int64_t k = 0; k < batch; ++k) {
+        const int64_t i = q * batch + k;
+        const size_t local = size_t(std::find(l.begin(), l.end(), bv[i]) - l.begin());
+        importance[size_t(q)].observe(local, (lw ? lw[bv[i]] : 1.0f) * ev[i]);
+      }
+      importance[size_t(q)].endStep();
+    }
   }
 };
 
@@ -320,6 +372,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   pr.halfValues = mine.half() ? mine.halfValues.data() : nullptr;
   pr.mlpOfBlock = mine.mlpOfBlock.data();
   pr.lossWeight = mine.lossWeight.empty() ? nullptr : mine.lossWeight.data();
+  pr.importance = o.importance;
   pr.mlpCount = mine.mlpCount;
   pr.mlpIdOffset = slice.firstMlp();
   pr.lossMlpCount = set.mlpCount;
@@ -433,7 +486,7 @@ namespace {
 class TorchTrainer {
 public:
   TorchTrainer(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, torch::Device dev)
-      : shape_(shape), o_(o), dev_(dev), m_(set.mlpCount), net_(shape, set.mlpCount, dev), sampler_(set, o.batchPerMlp),
+      : shape_(shape), o_(o), dev_(dev), m_(set.mlpCount), net_(shape, set.mlpCount, dev), sampler_(set, o.batchPerMlp, o.importance),
         sched_(set, o) {
     latents_ = torch::randn({set.blockCount(), int64_t(shape.latentDim)}).to(dev).set_requires_grad(true);
     std::vector<torch::Tensor> params = net_.W;
@@ -459,6 +512,7 @@ public:
       auto y = net_.forward(torch::cat({coords.to(dev_), lat}, 2)).squeeze(2);
       auto w = sampler_.sampleWeights(blk);
       auto err = (y - target.to(dev_)).square();
+      sampler_.observe(blk, err);
       if (w.defined()) err = err * w.to(dev_);
       auto loss = err.mean();
       adam_->zero_grad();

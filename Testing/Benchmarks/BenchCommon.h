@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -101,6 +102,7 @@ inline void applyOptions(const std::string& options, EncoderSettings& s) {
     else if (key == "--rd-edges") continue;  // ecnr_bench_deep's sweep, not an encoder setting
     else if (key == "--scales") s.scales = std::stoi(value);
     else if (key == "--threshold") s.threshold = std::stof(value);
+    else if (key == "--importance") s.importance = std::stof(value);
     else throw Error("bench config: unsupported option " + key);
   }
 }
@@ -162,6 +164,16 @@ inline bool loadSelected(const Dataset& d, const std::vector<std::string>& only,
     return false;
   }
   return true;
+}
+
+/// PSNR at `cr` by linear interpolation in log CR between the measured points that bracket it; NaN outside.
+inline double psnrAt(std::vector<std::pair<double, double>> pts, double cr) {
+  std::sort(pts.begin(), pts.end());
+  for (size_t i = 0; i + 1 < pts.size(); ++i) {
+    const double a = std::log(pts[i].first), b = std::log(pts[i + 1].first), x = std::log(cr);
+    if (x >= a && x <= b && b > a) return pts[i].second + (pts[i + 1].second - pts[i].second) * (x - a) / (b - a);
+  }
+  return NAN;
 }
 
 /// Reference figures of the coders that are not Debian packages (issues 4 and 6): public builds of SPERR 0.8.5,

@@ -48,16 +48,6 @@ Result run(const Field& f, const GridMeta& meta, const EncoderSettings& s) {
   return r;
 }
 
-/// PSNR at `cr` by linear interpolation in log CR between the measured points that bracket it; NaN outside.
-double psnrAt(std::vector<std::pair<double, double>> pts, double cr) {
-  std::sort(pts.begin(), pts.end());
-  for (size_t i = 0; i + 1 < pts.size(); ++i) {
-    const double a = std::log(pts[i].first), b = std::log(pts[i + 1].first), x = std::log(cr);
-    if (x >= a && x <= b && b > a) return pts[i].second + (pts[i + 1].second - pts[i].second) * (x - a) / (b - a);
-  }
-  return NAN;
-}
-
 std::string dB(double v) {
   if (std::isnan(v)) return "n/a";
   std::ostringstream s;

@@ -14,7 +14,9 @@
 #include "ecnr/Encoder.h"
 #include "ecnr/Ensemble.h"
 #include "ecnr/Pruning.h"
+#include "ecnr/Metrics.h"
 #include "ecnr/Quantization.h"
+#include "ecnr/Settings.h"
 
 using namespace ecnr;
 
@@ -277,4 +279,48 @@ TEST(BoundaryCnnInArchive, TravelsInTheArchiveAndCorrectsEveryDecodePath) {
     for (int64_t y = box[2]; y <= box[3]; ++y)
       for (int64_t x = box[0]; x <= box[1]; ++x)
         ASSERT_NEAR(region.at(x - box[0], y - box[2], z - box[4], 0), all.at(x, y, z, 1), 1e-5);
+}
+
+TEST(PaperPreset, ResolvesToThePapersChoices) {
+  const EncoderSettings s = presetSettings("paper");
+  const ResolvedSettings series = resolveSettings(s, Dims4{64, 64, 64, 16});
+  EXPECT_EQ(series.blocksPerMlp, (std::vector<int>{8, 16, 32}));
+  EXPECT_EQ(series.pruneSparsity, (std::vector<double>{0.3, 0.4, 0.45, 0.5}));
+  const ResolvedSettings volume = resolveSettings(s, Dims4{64, 64, 64, 1});
+  EXPECT_EQ(volume.blocksPerMlp, (std::vector<int>{1, 2, 4}));
+  EXPECT_EQ(volume.pruneSparsity, (std::vector<double>{0.2, 0.3}));
+  EXPECT_EQ(resolveSettings(presetSettings("default"), Dims4{64, 64, 64, 16}).blocksPerMlp,
+            (std::vector<int>{4, 8, 16}));
+  EXPECT_THROW(presetSettings("papr"), Error);
+}
+
+TEST(PaperPreset, PrunesEveryScaleAndStoresFloat32LatentCodesAndRanges) {
+  Field f(Dims4{16, 16, 16, 4});
+  for (int64_t t = 0; t < 4; ++t)
+    for (int64_t z = 0; z < 16; ++z)
+      for (int64_t y = 0; y < 16; ++y)
+        for (int64_t x = 0; x < 16; ++x)
+          f.at(x, y, z, t) = std::sin(0.4f * x + 0.3f * y) * std::cos(0.25f * z + 0.5f * t) + 0.1f * float(x % 3);
+  EncoderSettings s = presetSettings("paper");
+  s.blockDims = {4, 4, 4};
+  s.epochs = {30, 30, 40};
+  s.boundaryCnn = false;
+  s.minAxisLength = 4;
+  s.threshold = 0;  // every block of every scale is fitted, so every scale has MLPs to prune
+  s.threads = 2;
+  s.verbose = false;
+  const Model m = encode(f, GridMeta{}, s, Progress());
+  ASSERT_EQ(m.scales.size(), 3u);
+  for (const ScaleModel& sc : m.scales) {
+    ASSERT_GT(sc.mlpCount, 0);
+    const std::vector<float>& w = sc.weights[1];  // a hidden layer: a pruning candidate
+    const double zeros = double(std::count(w.begin(), w.end(), 0.0f)) / double(w.size());
+    EXPECT_GT(zeros, 0.3) << "scale " << sc.dims.str() << " not pruned";
+    EXPECT_TRUE(sc.codebooks.latents.empty()) << "latent codes quantized";
+    EXPECT_EQ(sc.precision, WeightPrecision::Float32);
+    EXPECT_EQ(sc.rangeStep, 0.0f) << "block ranges on a grid";
+  }
+  const std::vector<uint8_t> bytes = serializeArchive({m});
+  const ErrorStats e = compareFields(f, Decoder(parseArchive(bytes.data(), bytes.size())[0]).decodeAll());
+  EXPECT_GT(e.psnr, 20.0);
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "../../Core/kernels/BlockImportance.h"
 #include "../../Core/kernels/SirenCpu.h"
 #include "../../Core/src/MlpView.h"
 #include "ecnr/Ensemble.h"
@@ -125,4 +126,76 @@ TEST(Ensemble, CudaRequestWithoutCudaIsAClearError) {
   o.device = "cuda";
   ScaleModel out;
   EXPECT_THROW(trainEnsemble(set, MlpShape{}, o, out, Progress()), Error);
+}
+
+TEST(ImportanceSampling, DrawsFollowTheErrorsAndTheWeightsKeepTheMean) {
+  kernels::BlockImportance imp;
+  imp.reset(4, 0.5f);
+  for (size_t b = 0; b < 4; ++b) EXPECT_FLOAT_EQ(imp.probability(b), 0.25f) << "uniform before any error is seen";
+  const float errors[4] = {0.0f, 0.01f, 0.04f, 0.25f};  // RMS 0, 0.1, 0.2, 0.5
+  for (size_t b = 0; b < 4; ++b) imp.observe(b, errors[b]);
+  imp.endStep();
+  // Half uniform (0.125 each), half by RMS error (0, 0.1, 0.2, 0.5 of 0.8).
+  const double expected[4] = {0.125, 0.125 + 0.5 * 0.125, 0.125 + 0.5 * 0.25, 0.125 + 0.5 * 0.625};
+  std::mt19937_64 rng(7);
+  std::vector<int> hits(4, 0);
+  double weighted[4] = {0, 0, 0, 0};
+  const int draws = 200000;
+  for (int i = 0; i < draws; ++i) {
+    float w = 0;
+    const size_t b = imp.draw(rng(), &w);
+    ++hits[b];
+    weighted[b] += w;
+    EXPECT_LE(w, 2.0f + 1e-6f) << "no weight above 1 / (1 - share)";
+  }
+  double sumP = 0;
+  for (size_t b = 0; b < 4; ++b) {
+    EXPECT_NEAR(imp.probability(b), expected[b], 1e-6);
+    EXPECT_NEAR(double(hits[b]) / draws, expected[b], 0.005);
+    // Unbiased: each block's weighted share of the draws is its uniform share.
+    EXPECT_NEAR(weighted[b] / draws, 0.25, 0.005);
+    sumP += imp.probability(b);
+  }
+  EXPECT_NEAR(sumP, 1.0, 1e-6);
+}
+
+namespace {
+
+// One MLP, six blocks: five constant (easy), one of high frequency (hard); the final loss of `epochs`.
+double hardBlockLoss(float importance, const std::string& trainer, int epochs, ScaleModel* out) {
+  TrainingSet set;
+  set.blockDims = {8, 8, 8};
+  set.mlpCount = 1;
+  for (int b = 0; b < 6; ++b) {
+    set.validDims.push_back({8, 8, 8});
+    set.mlpOfBlock.push_back(0);
+    for (int z = 0; z < 8; ++z)
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x)
+          set.values.push_back(b == 5 ? std::sin(1.7f * x) * std::cos(1.3f * y + 0.9f * z) : 0.1f * float(b));
+  }
+  TrainOptions o;
+  o.epochs = epochs;
+  o.batchPerMlp = 64;
+  o.threads = 1;
+  o.trainer = trainer;
+  o.importance = importance;
+  for (int b = 0; b < 6; ++b) out->blocks.push_back(BlockRecord{uint32_t(b), 0, 0, -1, 1});
+  return trainEnsemble(set, MlpShape{}, o, *out, Progress()).finalLoss;
+}
+
+}  // namespace
+
+TEST(ImportanceSampling, BothTrainersSpendTheDrawsOnTheHardBlock) {
+  for (const std::string trainer : {"fused", "libtorch"}) {
+    const int epochs = trainer == "fused" ? 200 : 40;
+    ScaleModel uniform, byError, again;
+    const double lossUniform = hardBlockLoss(0.0f, trainer, epochs, &uniform);
+    const double lossImportance = hardBlockLoss(0.8f, trainer, epochs, &byError);
+    std::printf("%s: loss %.4g uniform, %.4g by importance\n", trainer.c_str(), lossUniform, lossImportance);
+    EXPECT_TRUE(std::isfinite(lossImportance));
+    EXPECT_LT(lossImportance, lossUniform) << trainer;
+    hardBlockLoss(0.8f, trainer, epochs, &again);
+    EXPECT_EQ(again.weights, byError.weights) << trainer << ": not reproducible for a seed";
+  }
 }

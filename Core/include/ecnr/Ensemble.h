@@ -62,6 +62,8 @@ struct TrainOptions {
   /// faster than LibTorch here, BENCHMARKS.md), LibTorch otherwise; "fused" or "libtorch" force one (fused runs on
   /// the CPU only). Both are deterministic for a seed; the fused one whatever the thread count.
   std::string trainer = "auto";
+  /// Share of each MLP's block draws made by the blocks' running RMS error (kernels/BlockImportance.h); 0: uniform.
+  float importance = 0;
   DeepCompressionOptions deep;
   /// The ranks sharing this scale (nullptr: this process alone): each trains its share of the MLPs (fused trainer
   /// only) and every rank ends with the whole scale.

@@ -18,6 +18,9 @@ struct EncoderSettings {
   int scales = 3;                           ///< pyramid levels s (1 = no pyramid)
   std::array<int, 3> blockDims{0, 0, 0};    ///< spatial block size; 0 = chosen from dims and targetRatio
   std::vector<int> blocksPerMlp;            ///< b_i per scale, coarsest first; empty = 4/8/16 (series) or 1/2/4 (static)
+  int seriesFinestBlocksPerMlp = 16;        ///< the finest b_i of a time series when blocksPerMlp is empty (coarser
+                                            ///< scales halve it): 16 as in the authors' released config, the paper's 32
+                                            ///< in the `paper` preset
   int64_t finestMlps = 0;                   ///< MLPs of the finest scale, overriding its b_i (0 = from b_i): the
                                             ///< ratio and PSNR modes size the network to the MLP, not to b_i's steps
   std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
@@ -31,6 +34,8 @@ struct EncoderSettings {
   float weightDecay = 2e-5f;
   float lrDecayFactor = 0.5f;               ///< lr multiplier at 30/45/60/75 % of training (the paper's prune rounds;
                                             ///< the paper uses 0.75, 0.5 measured +0.4 dB on the Gray-Scott series)
+  float importance = 0;                     ///< share of each MLP's training draws made by its blocks' running RMS
+                                            ///< error, the samples weighted to keep the MSE (0: uniform draws)
   bool rangeWeightedLoss = true;            ///< weight each block's loss by its range^2 (see TrainingSet::lossWeight)
   WeightPrecision precision = WeightPrecision::Float16;
   double targetRatio = 80.0;                ///< used only to choose blockDims when they are 0
@@ -75,7 +80,8 @@ struct EncoderSettings {
   bool verbose = true;
 };
 
-/// Named presets: "fast" (README demo, minutes on 2 cores), "default", "quality".
+/// Named presets: "fast" (README demo, minutes on 2 cores), "default", "quality", and "paper": the paper's choices
+/// (Sec. 4.1) at the default preset's epochs, the baseline of the rate-distortion race (BENCHMARKS.md).
 EncoderSettings presetSettings(const std::string& name);
 
 /// Epochs and blocks-per-MLP for each scale (coarsest first) after defaults are resolved.
