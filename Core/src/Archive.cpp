@@ -236,6 +236,9 @@ std::vector<uint8_t> headerPayload(const Model& m) {
 
 constexpr uint8_t kRangesOnGrid = 1, kLocalCodebooks = 2;  // Scale flags
 constexpr uint8_t kGroupMasked = 1, kGroupCoded = 2;        // parameter group kinds
+constexpr uint8_t kGroupDeltaBook = 4;  // the float16 codebook as entropy-coded differences of its ordered keys
+constexpr int kDeltaBits = 16;          // a zigzag difference of two 16-bit keys, each part starting from +0
+constexpr int64_t kDeltaStart = 0x8000;  // the key of +0
 constexpr int kRangeBits = 16;
 /// Entropy-coded streams may expand; a stream that claims more than this factor of the bytes left is refused
 /// before anything is allocated (real streams stay far below it).
@@ -282,13 +285,42 @@ bool isPrunedZero(float x) {
   return b == 0;
 }
 
+/// A half's bits as a key that orders like the value (negatives below positives), and back.
+uint32_t halfKey(uint16_t h) { return (h & 0x8000u) ? 0x7FFFu - (h & 0x7FFFu) : 0x8000u + h; }
+uint16_t keyHalf(uint32_t k) { return k >= 0x8000u ? uint16_t(k - 0x8000u) : uint16_t(0x8000u | (0x7FFFu - k)); }
+
+// A codebook is sorted when quantized and its values move little in fine-tuning: the differences of successive
+// keys (zigzag, restarting from +0 at each MLP's codebook) are small numbers that entropy-code to about half the
+// bytes of plain halves (BENCHMARKS.md "Rate–distortion race"). Empty when a difference does not fit 16 bits.
+std::vector<uint32_t> codebookDeltas(const std::vector<float>& codebook, size_t parts) {
+  std::vector<uint32_t> d;
+  const size_t K = codebook.size() / parts;
+  int64_t prev = kDeltaStart;
+  for (size_t i = 0; i < codebook.size(); ++i) {
+    const float x = codebook[i];
+    const int64_t key = halfKey(floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x));
+    if (i % K == 0) prev = kDeltaStart;
+    const int64_t diff = key - prev;
+    if (diff < -32768 || diff > 32767) return {};
+    d.push_back(uint32_t(diff >= 0 ? 2 * diff : -2 * diff - 1));
+    prev = key;
+  }
+  return d;
+}
+
 /// One parameter group: [mask of the nonzero values], then the kept values: codebook indices or plain values.
 /// Masks are derived from the values: a pruned parameter is 0, and any 0 decodes the same with or without one.
 void writeGroup(ByteWriter& w, const std::vector<float>& v, const std::vector<float>& codebook, size_t parts,
                 bool maskable, WeightPrecision p, const std::string& what) {
   const bool masked = maskable && std::any_of(v.begin(), v.end(), isPrunedZero);
   const bool coded = !codebook.empty() && !v.empty();
-  w.u8(uint8_t((masked ? kGroupMasked : 0) | (coded ? kGroupCoded : 0)));
+  std::vector<uint8_t> deltaBook;
+  if (coded && p == WeightPrecision::Float16 && parts > 0 && codebook.size() % parts == 0) {
+    const std::vector<uint32_t> deltas = codebookDeltas(codebook, parts);
+    if (!deltas.empty()) deltaBook = encodeSymbols(deltas, kDeltaBits);
+    if (deltaBook.size() >= 2 * codebook.size()) deltaBook.clear();  // plain halves are smaller
+  }
+  w.u8(uint8_t((masked ? kGroupMasked : 0) | (coded ? kGroupCoded : 0) | (deltaBook.empty() ? 0 : kGroupDeltaBook)));
   if (masked) {
     std::vector<uint8_t> mask;
     for (float x : v) mask.push_back(isPrunedZero(x) ? 0 : 1);
@@ -305,7 +337,8 @@ void writeGroup(ByteWriter& w, const std::vector<float>& v, const std::vector<fl
     throw Error("cannot write archive: " + what + ": codebook size does not match the MLP count");
   const size_t K = codebook.size() / parts, per = v.size() / parts;
   w.u32(uint32_t(K));
-  w.values(codebook, p);
+  if (deltaBook.empty()) w.values(codebook, p);
+  else writeStream(w, deltaBook);
   const CodebookIndex index(codebook, parts);
   std::vector<uint32_t> ids;
   for (size_t i = 0; i < v.size(); ++i) {
@@ -693,6 +726,19 @@ struct GroupBytes {
   uint64_t* plain;      // values of groups without a codebook
 };
 
+/// The codebook of a kGroupDeltaBook group (writeGroup): K entries per part from key differences.
+void readDeltaBook(ByteReader& r, std::vector<float>& codebook, uint64_t K, uint64_t parts, const char* what) {
+  const std::vector<uint32_t> d = readSymbols(r, saturatingMul(K, parts), kDeltaBits);
+  codebook.resize(d.size());
+  int64_t key = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i % K == 0) key = kDeltaStart;
+    key += (d[i] & 1u) ? -int64_t(d[i] >> 1) - 1 : int64_t(d[i] >> 1);
+    if (key < 0 || key > 0xFFFF) r.fail(std::string("has a codebook key out of range in its ") + what);
+    codebook[i] = halfToFloat(keyHalf(uint32_t(key)));
+  }
+}
+
 void readGroup(ByteReader& r, std::vector<float>& out, std::vector<float>& codebook, uint64_t count, uint64_t parts,
                bool maskable, WeightPrecision p, const char* what, const GroupBytes* acc) {
   uint64_t at = r.position();
@@ -703,7 +749,8 @@ void readGroup(ByteReader& r, std::vector<float>& out, std::vector<float>& codeb
   const uint8_t kind = r.u8();
   at = r.position();  // the kind byte counts with the values: indices for a coded group, plain values otherwise
   if (acc) *((kind & kGroupCoded) ? acc->indices : acc->plain) += 1;
-  if (kind > (kGroupMasked | kGroupCoded) || ((kind & kGroupMasked) && !maskable))
+  if (kind > (kGroupMasked | kGroupCoded | kGroupDeltaBook) || ((kind & kGroupMasked) && !maskable) ||
+      ((kind & kGroupDeltaBook) && (!(kind & kGroupCoded) || p != WeightPrecision::Float16)))
     r.fail(std::string("has an invalid kind for its ") + what);
   std::vector<uint8_t> mask;
   uint64_t kept = count;
@@ -720,7 +767,8 @@ void readGroup(ByteReader& r, std::vector<float>& out, std::vector<float>& codeb
     if (count == 0 || parts == 0) r.fail(std::string("has a codebook for empty ") + what);
     const uint64_t K = r.u32();
     if (K == 0) r.fail(std::string("has an empty codebook for its ") + what);
-    r.values(codebook, saturatingMul(K, parts), p);
+    if (kind & kGroupDeltaBook) readDeltaBook(r, codebook, K, parts, what);
+    else r.values(codebook, saturatingMul(K, parts), p);
     account(acc ? acc->codebooks : nullptr);
     const std::vector<uint32_t> ids = readSymbols(r, kept, symbolBits(K));
     account(acc ? acc->indices : nullptr);

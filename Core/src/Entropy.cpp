@@ -157,10 +157,10 @@ void putExpGolomb(BitWriter& w, uint64_t v, int k) {
   w.put(v & ((uint64_t(1) << k) - 1), k);
 }
 
-uint64_t getExpGolomb(BitReader& r, int k) {
+uint64_t getExpGolomb(BitReader& r, int k, const char* what = "Huffman table") {
   int n = 0;
   while (r.read(1) == 0)
-    if (++n > 24) fail("invalid Huffman table (over-long exp-Golomb code)");
+    if (++n > 24) fail(std::string("invalid ") + what + " (over-long exp-Golomb code)");
   const uint64_t u = (uint64_t(1) << n) | r.read(n);
   return ((u - 1) << k) | r.read(k);
 }
@@ -488,6 +488,40 @@ std::vector<uint32_t> decodeZstd(const uint8_t* payload, size_t size, uint64_t c
   return out;
 }
 
+// ExpGolomb: one order k for the stream (the cheapest), then every symbol's code: for values spread like a
+// geometric law over a wide range (sorted codebooks' key differences), where a Huffman table would cost more
+// than it saves.
+void encodeExpGolomb(const std::vector<uint32_t>& symbols, int bits, std::vector<uint8_t>& out) {
+  int bestK = 0;
+  uint64_t bestBits = UINT64_MAX;
+  for (int k = 0; k <= bits; ++k) {
+    uint64_t total = 0;
+    for (uint32_t v : symbols) total += uint64_t(expGolombBits(v, k));
+    if (total < bestBits) bestBits = total, bestK = k;
+  }
+  out.push_back(uint8_t(bestK));
+  BitWriter w(out);
+  for (uint32_t v : symbols) putExpGolomb(w, v, bestK);
+  w.finish();
+}
+
+std::vector<uint32_t> decodeExpGolomb(const uint8_t* payload, size_t size, uint64_t count, int bits) {
+  if (size < 1) fail("truncated exp-Golomb payload");
+  const int k = payload[0];
+  if (k > bits) fail("invalid exp-Golomb order " + std::to_string(k));
+  // Every code takes at least k + 1 bits: a count the payload cannot hold is refused before allocating.
+  if (count > (uint64_t(size - 1) * 8) / uint64_t(k + 1)) fail("exp-Golomb payload too short for its symbols");
+  BitReader r(payload + 1, size - 1);
+  std::vector<uint32_t> out(static_cast<size_t>(count));
+  const uint64_t limit = uint64_t(1) << bits;
+  for (uint32_t& v : out) {
+    const uint64_t x = getExpGolomb(r, k, "exp-Golomb stream");
+    if (x >= limit || r.bitsConsumed() > r.bitsTotal()) fail("exp-Golomb stream is corrupt");
+    v = uint32_t(x);
+  }
+  return out;
+}
+
 std::vector<uint8_t> encodeWith(EntropyMethod m, const std::vector<uint32_t>& symbols, int bits) {
   std::vector<uint8_t> out;
   out.push_back(uint8_t(m));
@@ -499,8 +533,10 @@ std::vector<uint8_t> encodeWith(EntropyMethod m, const std::vector<uint32_t>& sy
   std::vector<uint8_t> payload;
   if (m == EntropyMethod::Huffman)
     encodeHuffman(symbols, bits, payload);
-  else
+  else if (m == EntropyMethod::Zstd)
     encodeZstd(symbols, bits, payload);
+  else
+    encodeExpGolomb(symbols, bits, payload);
   putVarint(out, payload.size());
   out.insert(out.end(), payload.begin(), payload.end());
   return out;
@@ -520,11 +556,11 @@ void checkSymbols(const std::vector<uint32_t>& symbols, int bits) {
 std::vector<uint8_t> encodeSymbols(const std::vector<uint32_t>& symbols, int bits, unsigned allowed,
                                    EntropyMethod* chosen) {
   checkSymbols(symbols, bits);
-  if (allowed == 0 || (allowed & ~7u))
-    throw Error("entropy coding: allowed-method mask " + std::to_string(allowed) + " is not a non-empty subset of 7");
+  if (allowed == 0 || (allowed & ~15u))
+    throw Error("entropy coding: allowed-method mask " + std::to_string(allowed) + " is not a non-empty subset of 15");
   std::vector<uint8_t> best;
   EntropyMethod bestMethod = EntropyMethod::Raw;
-  for (int m = 0; m < 3; ++m) {
+  for (int m = 0; m < 4; ++m) {
     if (!(allowed & (1u << m))) continue;
     std::vector<uint8_t> s = encodeWith(EntropyMethod(m), symbols, bits);
     if (best.empty() || s.size() < best.size()) best.swap(s), bestMethod = EntropyMethod(m);
@@ -540,7 +576,7 @@ std::vector<uint32_t> decodeSymbols(const uint8_t* data, size_t size, uint64_t e
   size_t pos = 0;
   if (size < 1) fail("truncated before the method byte");
   const uint8_t method = data[pos++];
-  if (method > 2) fail("unknown method byte " + std::to_string(method));
+  if (method > 3) fail("unknown method byte " + std::to_string(method));
   const uint64_t count = getVarint(data, size, pos, "symbol count");
   if (count != expectedCount)
     fail("holds " + std::to_string(count) + " symbols where " + std::to_string(expectedCount) + " were expected");
@@ -553,8 +589,10 @@ std::vector<uint32_t> decodeSymbols(const uint8_t* data, size_t size, uint64_t e
     const uint64_t payload = getVarint(data, size, pos, "payload length");
     if (payload > size - pos) fail("truncated payload (" + std::to_string(payload) + " bytes stated, " +
                                    std::to_string(size - pos) + " available)");
-    out = method == uint8_t(EntropyMethod::Huffman) ? decodeHuffman(data + pos, size_t(payload), count, bits)
-                                                     : decodeZstd(data + pos, size_t(payload), count, bits);
+    const uint8_t* p = data + pos;
+    out = method == uint8_t(EntropyMethod::Huffman) ? decodeHuffman(p, size_t(payload), count, bits)
+          : method == uint8_t(EntropyMethod::Zstd)  ? decodeZstd(p, size_t(payload), count, bits)
+                                                    : decodeExpGolomb(p, size_t(payload), count, bits);
     pos += size_t(payload);
   }
   if (consumed) *consumed = pos;
@@ -590,6 +628,7 @@ EntropySizes measureSymbols(const std::vector<uint32_t>& symbols, int bits) {
   s.raw = encodeWith(EntropyMethod::Raw, symbols, bits).size();
   s.huffman = encodeWith(EntropyMethod::Huffman, symbols, bits).size();
   s.zstd = encodeWith(EntropyMethod::Zstd, symbols, bits).size();
+  s.expGolomb = encodeWith(EntropyMethod::ExpGolomb, symbols, bits).size();
   return s;
 }
 

@@ -235,17 +235,22 @@ void report(const std::string& conf, const std::string& outdir, const std::strin
   md << "| dataset | variant | PSNR @ CR 300 | Δ vs paper | PSNR @ CR 1000 | Δ vs paper | encode (s per setting) | "
         "settings: block edge → CR, PSNR |\n|---|---|---|---|---|---|---|---|\n";
   std::map<std::string, std::vector<double>> deltas;                 // variant -> Δ over the cells measured
+  std::map<std::string, std::vector<double>> overDefault;            // variant -> Δ vs the default preset
   std::map<std::string, std::map<std::string, double>> worst;        // variant -> dataset -> min Δ
   const auto& refs = referenceFigures();
   for (const std::string& name : datasets) {
     const auto& row = cells[name];
-    const auto paper = row.find("paper");
+    const auto paper = row.find("paper"), base = row.find("default");
     for (const Variant& v : variants()) {
       const auto it = row.find(v.name);
       if (it == row.end()) continue;
       const Cell& c = it->second;
       std::array<double, 2> delta{NAN, NAN};
-      for (size_t k = 0; k < 2; ++k)
+      for (size_t k = 0; k < 2; ++k) {
+        if (base != row.end() && v.name != "paper" && v.name != "default") {
+          const double d = c.psnr[k] - base->second.psnr[k];
+          if (!std::isnan(d)) overDefault[v.name].push_back(d);
+        }
         if (paper != row.end() && v.name != "paper") {
           delta[k] = c.psnr[k] - paper->second.psnr[k];
           if (!std::isnan(delta[k])) {
@@ -254,6 +259,7 @@ void report(const std::string& conf, const std::string& outdir, const std::strin
             w[name] = w.count(name) ? std::min(w[name], delta[k]) : delta[k];
           }
         }
+      }
       md << "| " << name << " | " << v.name << " | " << fixed(c.psnr[0], 1) << " | " << fixed(delta[0], 2, true)
          << " | " << fixed(c.psnr[1], 1) << " | " << fixed(delta[1], 2, true) << " | " << fixed(c.seconds, 0) << " | "
          << c.points << " |\n";
@@ -265,8 +271,8 @@ void report(const std::string& conf, const std::string& outdir, const std::strin
          << " / " << fixed(ref->second[4], 1) << " / " << fixed(ref->second[5], 1) << " | | | |\n";
   }
   md << "\nPer variant, over the (dataset, CR) cells measured for it and for the paper preset:\n\n"
-     << "| variant | what it tries | cells | mean Δ vs paper (dB) | worst dataset (its smallest Δ) |\n"
-        "|---|---|---|---|---|\n";
+     << "| variant | what it tries | cells | mean Δ vs paper (dB) | worst dataset (its smallest Δ) | mean Δ vs "
+        "default (cells) |\n|---|---|---|---|---|---|\n";
   for (const Variant& v : variants()) {
     if (!deltas.count(v.name)) continue;
     const auto& ds = deltas[v.name];
@@ -276,8 +282,13 @@ void report(const std::string& conf, const std::string& outdir, const std::strin
     double worstDelta = INFINITY;
     for (const auto& [n, x] : worst[v.name])
       if (x < worstDelta) worstDelta = x, worstName = n;
+    const std::vector<double>& od = overDefault[v.name];
+    double meanOver = od.empty() ? NAN : 0;
+    for (double x : od) meanOver += x / double(od.size());
     md << "| " << v.name << " | " << v.idea << " | " << ds.size() << " | " << fixed(mean, 2, true) << " | "
-       << worstName << " (" << fixed(worstDelta, 2, true) << ") |\n";
+       << worstName << " (" << fixed(worstDelta, 2, true) << ") | "
+       << (od.empty() ? std::string("—") : fixed(meanOver, 2, true) + " (" + std::to_string(od.size()) + ")")
+       << " |\n";
   }
   if (!md) throw Error("cannot write " + mdPath);
 }

@@ -13,7 +13,7 @@ using namespace ecnr;
 
 namespace {
 
-constexpr unsigned kRaw = 1u << 0, kHuffman = 1u << 1, kZstd = 1u << 2, kAll = 7u;
+constexpr unsigned kRaw = 1u << 0, kHuffman = 1u << 1, kZstd = 1u << 2, kExpGolomb = 1u << 3, kAll = 15u;
 const int kWidths[] = {1, 7, 8, 9, 12, 16};
 
 std::vector<uint32_t> uniformSymbols(size_t n, int bits, uint64_t seed) {
@@ -63,14 +63,14 @@ void expectRefused(const std::vector<uint8_t>& data, size_t size, uint64_t count
 TEST(Entropy, EachMethodAloneAndAutomaticRoundTripRandomSymbolsBitExact) {
   for (int bits : kWidths)
     for (size_t n : {size_t(0), size_t(1), size_t(2), size_t(5), size_t(300), size_t(4097), size_t(60000)})
-      for (unsigned allowed : {kRaw, kHuffman, kZstd, kAll})
+      for (unsigned allowed : {kRaw, kHuffman, kZstd, kExpGolomb, kAll})
         expectRoundTrip(uniformSymbols(n, bits, n * 31 + uint64_t(bits)), bits, allowed);
 }
 
 TEST(Entropy, SkewedGeometricSymbolsRoundTripWithEveryMethod) {
   for (int bits : kWidths)
     for (double p : {0.5, 0.1, 0.01})
-      for (unsigned allowed : {kRaw, kHuffman, kZstd, kAll})
+      for (unsigned allowed : {kRaw, kHuffman, kZstd, kExpGolomb, kAll})
         expectRoundTrip(geometricSymbols(20000, bits, p, uint64_t(bits * 1000 + p * 100)), bits, allowed);
 }
 
@@ -92,7 +92,7 @@ TEST(Entropy, AdversarialInputsRoundTrip) {
     for (size_t i = 0; i < mostlyTop.size(); i += 97) mostlyTop[i] = uint32_t(i) & top;
     cases.push_back(mostlyTop);
     for (const auto& c : cases)
-      for (unsigned allowed : {kRaw, kHuffman, kZstd, kAll}) expectRoundTrip(c, bits, allowed);
+      for (unsigned allowed : {kRaw, kHuffman, kZstd, kExpGolomb, kAll}) expectRoundTrip(c, bits, allowed);
   }
 }
 
@@ -147,10 +147,12 @@ TEST(Entropy, AutomaticChoiceIsNeverLargerThanAnySingleMethod) {
         EXPECT_EQ(sizes.raw, forcedSize(s, bits, kRaw));
         EXPECT_EQ(sizes.huffman, forcedSize(s, bits, kHuffman));
         EXPECT_EQ(sizes.zstd, forcedSize(s, bits, kZstd));
+        EXPECT_EQ(sizes.expGolomb, forcedSize(s, bits, kExpGolomb));
+        EXPECT_LE(automatic, sizes.expGolomb);
         EXPECT_LE(automatic, sizes.raw);
         EXPECT_LE(automatic, sizes.huffman);
         EXPECT_LE(automatic, sizes.zstd);
-        EXPECT_EQ(automatic, std::min({sizes.raw, sizes.huffman, sizes.zstd}));
+        EXPECT_EQ(automatic, std::min({sizes.raw, sizes.huffman, sizes.zstd, sizes.expGolomb}));
       }
 }
 
@@ -175,7 +177,7 @@ TEST(Entropy, HuffmanBeatsRawOnASkewedSourceIncludingShortStreams) {
 
 TEST(Entropy, OutputIsDeterministic) {
   const auto s = geometricSymbols(30000, 12, 0.05, 5);
-  for (unsigned allowed : {kRaw, kHuffman, kZstd, kAll})
+  for (unsigned allowed : {kRaw, kHuffman, kZstd, kExpGolomb, kAll})
     EXPECT_EQ(encodeSymbols(s, 12, allowed), encodeSymbols(s, 12, allowed));
 }
 
@@ -200,13 +202,13 @@ TEST(Entropy, EncoderRefusesBadArguments) {
   EXPECT_THROW(encodeSymbols({1, 2}, 17), Error);
   EXPECT_THROW(encodeSymbols({1, 256}, 8), Error);
   EXPECT_THROW(encodeSymbols({1, 2}, 8, 0u), Error);
-  EXPECT_THROW(encodeSymbols({1, 2}, 8, 8u), Error);
+  EXPECT_THROW(encodeSymbols({1, 2}, 8, 16u), Error);
   EXPECT_THROW(encodeBits({0, 1, 2}), Error);
 }
 
 TEST(Entropy, DecoderRefusesEveryTruncation) {
   for (int bits : {1, 9, 16})
-    for (unsigned method : {kRaw, kHuffman, kZstd})
+    for (unsigned method : {kRaw, kHuffman, kZstd, kExpGolomb})
       for (const auto& s : {geometricSymbols(200, bits, 0.2, 9), std::vector<uint32_t>(50, 1u),
                             std::vector<uint32_t>{}}) {
         const std::vector<uint8_t> stream = encodeSymbols(s, bits, method);
@@ -220,9 +222,9 @@ TEST(Entropy, DecoderRefusesEveryTruncation) {
 
 TEST(Entropy, DecoderRefusesAFlippedMethodByte) {
   const auto s = geometricSymbols(400, 9, 0.1, 4);
-  for (unsigned method : {kRaw, kHuffman, kZstd}) {
+  for (unsigned method : {kRaw, kHuffman, kZstd, kExpGolomb}) {
     const std::vector<uint8_t> stream = encodeSymbols(s, 9, method);
-    for (int other : {0, 1, 2, 3, 7, 128, 255}) {
+    for (int other : {0, 1, 2, 3, 4, 7, 128, 255}) {
       if (other == stream[0]) continue;
       std::vector<uint8_t> bad = stream;
       bad[0] = uint8_t(other);
@@ -279,7 +281,7 @@ TEST(Entropy, DecoderSurvivesRandomGarbage) {
   for (int iter = 0; iter < 20000; ++iter) {
     std::vector<uint8_t> data(rng() % 48);
     for (uint8_t& b : data) b = uint8_t(rng());
-    if (!data.empty() && iter % 2) data[0] = uint8_t(rng() % 3);  // a valid method byte: reach the payload parsers
+    if (!data.empty() && iter % 2) data[0] = uint8_t(rng() % 4);  // a valid method byte: reach the payload parsers
     if (data.size() > 1 && iter % 4 == 1) data[1] = uint8_t(rng() % 64);
     const int bits = kWidths[rng() % 6];
     const uint64_t count = data.size() > 1 && iter % 4 == 1 ? data[1] : rng() % 80;
@@ -320,7 +322,7 @@ TEST(Entropy, BitHelpersRoundTripOddLengths) {
   std::mt19937_64 rng(5);
   for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(9), size_t(1001), size_t(65537)})
     for (double ones : {0.0, 0.02, 0.5, 1.0})
-      for (unsigned allowed : {kRaw, kHuffman, kZstd, kAll}) {
+      for (unsigned allowed : {kRaw, kHuffman, kZstd, kExpGolomb, kAll}) {
         std::bernoulli_distribution d(ones);
         std::vector<uint8_t> mask(n);
         for (uint8_t& b : mask) b = d(rng) ? 1 : 0;
