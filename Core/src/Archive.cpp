@@ -297,8 +297,7 @@ std::vector<uint32_t> codebookDeltas(const std::vector<float>& codebook, size_t 
   const size_t K = codebook.size() / parts;
   int64_t prev = kDeltaStart;
   for (size_t i = 0; i < codebook.size(); ++i) {
-    const float x = codebook[i];
-    const int64_t key = halfKey(floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x));
+    const int64_t key = halfKey(ByteWriter::storedHalf(codebook[i]));
     if (i % K == 0) prev = kDeltaStart;
     const int64_t diff = key - prev;
     if (diff < -32768 || diff > 32767) return {};

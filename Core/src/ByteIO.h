@@ -54,12 +54,14 @@ public:
     u32(uint32_t(s.size()));
     raw(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   }
+  /// A value as the file stores it in float16: clamped like applyStoragePrecision, never an infinity.
+  static uint16_t storedHalf(float x) {
+    return floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x);
+  }
   void values(const std::vector<float>& v, WeightPrecision p) {
     for (float x : v) {
-      if (p == WeightPrecision::Float16)  // clamped like applyStoragePrecision: never an infinity in the file
-        put(floatToHalf(std::isinf(x) || std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : x), 2);
-      else
-        f32(x);
+      if (p == WeightPrecision::Float16) put(storedHalf(x), 2);
+      else f32(x);
     }
   }
   std::vector<uint8_t>& bytes() { return bytes_; }

@@ -120,7 +120,8 @@ void quantizeGroup(std::vector<float>& v, int mlps, bool local, int k, bool skip
 }  // namespace
 
 SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const QuantizationOptions& o) {
-  if (o.bits < 1 || o.bits > 16 || o.latentBits < 0 || o.latentBits > 16) throw Error("quantization bits must be in [1, 16]");
+  if (o.bits < 1 || o.bits > 16 || o.latentBits < 0 || o.latentBits > 16 || o.biasBits < 0 || o.biasBits > 16)
+    throw Error("quantization bits must be in [1, 16]");
   SharedTable t;
   t.local = o.local;
   s.codebooks = ScaleCodebooks{};
@@ -133,8 +134,8 @@ SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const Quantizati
   for (int l = 0; l < L; ++l) {
     quantizeGroup(s.weights[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, false, s.precision, t,
                   t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
-    quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, true, s.precision, t,
-                  t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
+    quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true, true,
+                  s.precision, t, t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
   }
   // Latents: one codebook for the scale (they are per block, not per MLP), zeros included.
   if (o.latentBits > 0 && !s.latents.empty())

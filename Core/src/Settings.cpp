@@ -33,6 +33,7 @@ EncoderSettings presetSettings(const std::string& name) {
     s.precision = WeightPrecision::Float32;
     s.pruning = true;
     s.pruneScales = 0;
+    s.quantBits = 8;
     s.latentBits = 0;
     s.fineTuneFraction = 0.15;
     s.fineTuneLr = 1e-5f;
@@ -100,7 +101,8 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   r.epochs = fitToScales(in.epochs.empty() ? presetSettings("default").epochs : in.epochs, scales);
   for (int e : r.epochs)
     if (e < 0) throw Error("epochs must be >= 0");
-  if (in.quantBits < 0 || in.quantBits > 16 || in.latentBits < 0 || in.latentBits > 16)
+  if (in.quantBits < 0 || in.quantBits > 16 || in.latentBits < 0 || in.latentBits > 16 || in.biasBits < 0 ||
+      in.biasBits > 16)
     throw Error("quantization bits must be in [0, 16]");
   if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
   if (in.pruning) {

@@ -191,6 +191,16 @@ TEST(Quantization, QuantizedModelDecodesExactlyFromIndicesAndCodebooks) {
     EXPECT_GT(sum.bytes.codebooks, 0u);
     EXPECT_GT(sum.bytes.indices, 0u);
     EXPECT_EQ(sum.bytes.weights, 0u);
+    // The codebooks come back exactly, in fewer bytes than plain halves (their key differences are coded).
+    EXPECT_EQ(b.codebooks.weights, out.codebooks.weights);
+    EXPECT_EQ(b.codebooks.biases, out.codebooks.biases);
+    EXPECT_EQ(b.codebooks.latents, out.codebooks.latents);
+    size_t entries = out.codebooks.latents.size(), groups = 1;
+    for (int l = 0; l < shape.layerCount(); ++l) {
+      entries += out.codebooks.weights[size_t(l)].size() + out.codebooks.biases[size_t(l)].size();
+      groups += 2;
+    }
+    EXPECT_LT(sum.bytes.codebooks, 2 * entries + 4 * groups) << (local ? "local" : "global");
   }
 }
 

@@ -43,6 +43,7 @@ struct DeepCompressionOptions {
   int bits = 0;               ///< 0 = no quantization; else 2^bits shared values per layer (weights, biases apart)
   bool local = false;         ///< per-MLP codebooks instead of per-scale ones (comparison only)
   int latentBits = 0;         ///< 0 = latent codes stay plain values
+  int biasBits = 0;           ///< biases' codebooks: 2^biasBits values (0 = bits)
   int fineTuneEpochs = 0;     ///< epochs of shared-value fine-tuning after quantization (indices fixed)
   float fineTuneLr = 1e-4f;
 };

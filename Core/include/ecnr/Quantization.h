@@ -28,6 +28,8 @@ struct QuantizationOptions {
   int bits = 8;          ///< weights and biases: 2^bits values per codebook
   bool local = false;    ///< one codebook per MLP and group (the paper's ECNR* baseline) instead of per scale
   int latentBits = 0;    ///< latent codes: 0 = not quantized
+  int biasBits = 0;      ///< biases: 2^biasBits values per codebook (0 = bits): they sit inside sin(omega0 (Wx + b)),
+                         ///< where an error turns into a phase shift, so they keep more values than the weights
 };
 
 /// One shared table for the whole scale and the ids that tie every parameter to it (-1: pruned, stays 0).

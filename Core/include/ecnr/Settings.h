@@ -48,6 +48,7 @@ struct EncoderSettings {
   int pruneScales = 1;                      ///< prune only this many of the finest scales (0 = all): the coarse
                                             ///< scales hold few MLPs but carry the content (see BENCHMARKS.md)
   int quantBits = 8;                        ///< shared values per layer: 2^quantBits; 0 = plain values at `precision`
+  int biasBits = 8;                         ///< the biases' codebooks: 2^biasBits values (0 = quantBits)
   bool localQuantization = false;           ///< per-MLP codebooks (the paper's ECNR* baseline) instead of per scale
   int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values
   double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
