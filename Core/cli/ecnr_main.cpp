@@ -69,7 +69,8 @@ compress options:
   --prune on|off   --prune-at a,b,..  --sparsity a,b,..  (rounds: fraction of training, sparsity of the candidates)
   --prune-scales N (prune the N finest scales only; 0 = all; default 1)
   --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
-  --bias-bits B (the biases' shared values: 2^B; default 8)
+  --bias-bits B (the biases' shared values: 2^B; default 8)   --values-per-shared N (a weight codebook: at most one
+                           entry per N weights of its group, at least 64; default 2)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
   --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
   --window N               encode the series as independent windows of N time steps (bounded memory, random
@@ -311,6 +312,8 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--bits")) s.quantBits = int(parseNumber(a.get("--bits"), "--bits"));
   if (a.has("--latent-bits")) s.latentBits = int(parseNumber(a.get("--latent-bits"), "--latent-bits"));
   if (a.has("--bias-bits")) s.biasBits = int(parseNumber(a.get("--bias-bits"), "--bias-bits"));
+  if (a.has("--values-per-shared"))
+    s.valuesPerSharedWeight = int(parseNumber(a.get("--values-per-shared"), "--values-per-shared"));
   if (a.has("--quantization")) {
     const std::string q = a.get("--quantization");
     if (q != "global" && q != "local") throw Error("--quantization must be global or local");

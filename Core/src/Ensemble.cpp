@@ -424,7 +424,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
     if (d.bits > 0) {
       // The codebooks of the whole scale, computed alike on every rank; each fine-tunes through its own MLPs
       // and the gradient of the shared values is summed over the ranks every step.
-      const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.biasBits});
+      const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.valuesPerEntry, d.biasBits});
       if (sched.fineTuneSteps > 0) {
         tr.shareParameters({table.values, slice.localLayers(table.weightId), slice.localLayers(table.biasId),
                             slice.localLatentIds(table.latentId, shape.latentDim)});
@@ -637,7 +637,7 @@ TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const Tr
   stats.sparsity = candidateSparsity(masks, shape);
   stats.steps = sched.trainSteps;
   if (d.bits > 0) {
-    const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.biasBits});
+    const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.valuesPerEntry, d.biasBits});
     if (sched.fineTuneSteps > 0) {
       tr.shareParameters(table);
       stats.lossBeforeFineTune = tr.run(sched.trainSteps, sched.trainSteps + sched.stepsPerEpoch, progress);

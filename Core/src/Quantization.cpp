@@ -48,11 +48,11 @@ std::vector<float> kmeans1d(std::vector<float> values, int k, int iterations) {
   return out;
 }
 
-int codebookSize(int64_t values, int maxEntries, bool biases) {
+int codebookSize(int64_t values, int maxEntries, bool biases, int valuesPerEntry) {
   // Biases are few and sit inside sin(omega0 (Wx + b)): an error of d shifts the phase by omega0 d, so a small
-  // bias group keeps every value. Weights: at least 64 entries, at most one per two values.
+  // bias group keeps every value. Weights: at least 64 entries, at most one per valuesPerEntry values.
   if (biases) return int(std::min<int64_t>(maxEntries, std::max<int64_t>(1, values)));
-  return int(std::min<int64_t>(maxEntries, std::max<int64_t>(64, values / 2)));
+  return int(std::min<int64_t>(maxEntries, std::max<int64_t>(64, values / std::max(1, valuesPerEntry))));
 }
 
 int32_t nearestIndex(const std::vector<float>& codebook, float v) {
@@ -71,11 +71,12 @@ float storageRound(float v, WeightPrecision p) {
 
 // Codebook of `values` (nonzero only when `skipZeros`: pruned values stay 0), rounded to the storage precision,
 // sorted and free of duplicates, so a value's index in it is unique.
-std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros, bool biases, WeightPrecision p) {
+std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros, bool biases, WeightPrecision p,
+                                 int valuesPerEntry) {
   std::vector<float> vals;
   for (size_t i = 0; i < n; ++i)
     if (!skipZeros || v[i] != 0.0f) vals.push_back(v[i]);
-  const int used = codebookSize(int64_t(vals.size()), k, biases);
+  const int used = codebookSize(int64_t(vals.size()), k, biases, valuesPerEntry);
   std::vector<float> cb = kmeans1d(std::move(vals), used);
   for (float& x : cb) x = storageRound(x, p);
   std::sort(cb.begin(), cb.end());
@@ -85,13 +86,13 @@ std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros
 
 // Quantizes one group: codebooks (one, or one per MLP for local), ids into the shared table, values replaced.
 void quantizeGroup(std::vector<float>& v, int mlps, bool local, int k, bool skipZeros, bool biases, WeightPrecision p,
-                   SharedTable& t, std::vector<int32_t>& ids, std::vector<float>& codebookOut) {
+                   int valuesPerEntry, SharedTable& t, std::vector<int32_t>& ids, std::vector<float>& codebookOut) {
   const int parts = local ? std::max(1, mlps) : 1;
   const size_t per = v.size() / size_t(parts);
   std::vector<std::vector<float>> books;
   size_t size = 0;
   for (int q = 0; q < parts; ++q) {
-    books.push_back(buildCodebook(v.data() + size_t(q) * per, per, k, skipZeros, biases, p));
+    books.push_back(buildCodebook(v.data() + size_t(q) * per, per, k, skipZeros, biases, p, valuesPerEntry));
     size = std::max(size, books.back().size());
   }
   // Local codebooks share one size so the archive can store them back to back; short ones repeat their last value.
@@ -132,14 +133,14 @@ SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const Quantizati
   s.codebooks.weights.resize(size_t(L));
   s.codebooks.biases.resize(size_t(L));
   for (int l = 0; l < L; ++l) {
-    quantizeGroup(s.weights[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, false, s.precision, t,
-                  t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
+    quantizeGroup(s.weights[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, false, s.precision,
+                  o.valuesPerEntry, t, t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
     quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true, true,
-                  s.precision, t, t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
+                  s.precision, o.valuesPerEntry, t, t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
   }
   // Latents: one codebook for the scale (they are per block, not per MLP), zeros included.
   if (o.latentBits > 0 && !s.latents.empty())
-    quantizeGroup(s.latents, 1, false, 1 << o.latentBits, false, false, s.precision, t, t.latentId,
+    quantizeGroup(s.latents, 1, false, 1 << o.latentBits, false, false, s.precision, 2, t, t.latentId,
                   s.codebooks.latents);
   return t;
 }

@@ -104,6 +104,7 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   if (in.quantBits < 0 || in.quantBits > 16 || in.latentBits < 0 || in.latentBits > 16 || in.biasBits < 0 ||
       in.biasBits > 16)
     throw Error("quantization bits must be in [0, 16]");
+  if (in.valuesPerSharedWeight < 1) throw Error("values per shared weight must be >= 1");
   if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
   if (in.pruning) {
     // The paper's rounds: time series at 150/225/300/375 of 500 epochs to 30/40/45/50 %; static volumes at 75 and

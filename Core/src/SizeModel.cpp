@@ -44,7 +44,7 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
     for (int l = 0; l < shape.layerCount(); ++l)
       for (int bias = 0; bias < 2; ++bias) {
         const int64_t group = bias ? shape.fanOut(l) : int64_t(shape.fanIn(l)) * shape.fanOut(l);
-        fixed += double(codebookSize(m * group, 1 << r.s.quantBits, bias == 1)) * valueBytes;
+        fixed += double(codebookSize(m * group, 1 << r.s.quantBits, bias == 1, r.s.valuesPerSharedWeight)) * valueBytes;
       }
     const double latentBytes = r.s.latentBits > 0 ? 0.9 * r.s.latentBits / 8.0 : valueBytes;
     perBlock = 3.5 + shape.latentDim * latentBytes;

@@ -334,3 +334,12 @@ TEST(PaperPreset, PrunesEveryScaleAndStoresFloat32LatentCodesAndRanges) {
   const ErrorStats e = compareFields(f, Decoder(parseArchive(bytes.data(), bytes.size())[0]).decodeAll());
   EXPECT_GT(e.psnr, 20.0);
 }
+
+TEST(Quantization, CodebookSizeFollowsTheGroupSize) {
+  EXPECT_EQ(codebookSize(3456, 256, false), 256);       // one entry per two weights, capped by 2^bits
+  EXPECT_EQ(codebookSize(3456, 256, false, 54), 64);    // one per 54 weights
+  EXPECT_EQ(codebookSize(100000, 256, false, 54), 256);
+  EXPECT_EQ(codebookSize(1000, 256, false, 54), 64);    // never below 64 entries
+  EXPECT_EQ(codebookSize(144, 256, true, 54), 144);     // biases keep one entry per value
+  EXPECT_EQ(codebookSize(144, 64, true), 64);
+}

@@ -44,6 +44,7 @@ struct DeepCompressionOptions {
   bool local = false;         ///< per-MLP codebooks instead of per-scale ones (comparison only)
   int latentBits = 0;         ///< 0 = latent codes stay plain values
   int biasBits = 0;           ///< biases' codebooks: 2^biasBits values (0 = bits)
+  int valuesPerEntry = 2;     ///< weights: at most one codebook entry per this many values
   int fineTuneEpochs = 0;     ///< epochs of shared-value fine-tuning after quantization (indices fixed)
   float fineTuneLr = 1e-4f;
 };

@@ -17,9 +17,10 @@ namespace ecnr {
 /// sorted centroids (fewer when there are fewer distinct values); empty for no values.
 std::vector<float> kmeans1d(std::vector<float> values, int k, int iterations = 40);
 
-/// Entries of a group's codebook, at most maxEntries (2^bits): weights at most one per two values (at least 64),
-/// so a small group (few MLPs) does not spend more on its codebook than on its indices; biases up to one per value.
-int codebookSize(int64_t values, int maxEntries, bool biases);
+/// Entries of a group's codebook, at most maxEntries (2^bits): weights at most one per valuesPerEntry values (at
+/// least 64), so a small group (few MLPs) does not spend more on its codebook than on its indices; biases up to
+/// one per value.
+int codebookSize(int64_t values, int maxEntries, bool biases, int valuesPerEntry = 2);
 
 /// Position of the codebook entry nearest to v (codebook sorted ascending, not empty).
 int32_t nearestIndex(const std::vector<float>& codebook, float v);
@@ -28,6 +29,7 @@ struct QuantizationOptions {
   int bits = 8;          ///< weights and biases: 2^bits values per codebook
   bool local = false;    ///< one codebook per MLP and group (the paper's ECNR* baseline) instead of per scale
   int latentBits = 0;    ///< latent codes: 0 = not quantized
+  int valuesPerEntry = 2;  ///< weights: at most one codebook entry per this many values (codebookSize)
   int biasBits = 0;      ///< biases: 2^biasBits values per codebook (0 = bits): they sit inside sin(omega0 (Wx + b)),
                          ///< where an error turns into a phase shift, so they keep more values than the weights
 };

@@ -49,6 +49,7 @@ struct EncoderSettings {
                                             ///< scales hold few MLPs but carry the content (see BENCHMARKS.md)
   int quantBits = 8;                        ///< shared values per layer: 2^quantBits; 0 = plain values at `precision`
   int biasBits = 8;                         ///< the biases' codebooks: 2^biasBits values (0 = quantBits)
+  int valuesPerSharedWeight = 2;            ///< a weight group's codebook: at most one entry per this many values
   bool localQuantization = false;           ///< per-MLP codebooks (the paper's ECNR* baseline) instead of per scale
   int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values
   double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
