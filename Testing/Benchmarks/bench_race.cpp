@@ -67,6 +67,8 @@ const std::vector<Variant>& variants() {
        [] { return fromDefault([](EncoderSettings& s) { s.quantBits = 6, s.biasBits = 6; }); }},
       {"weights-6", "rate: 6-bit shared weights (64 values per layer), biases kept at 8",
        [] { return fromDefault([](EncoderSettings& s) { s.quantBits = 6; }); }},
+      {"codebook-by-size", "rate: a weight codebook gets one shared value per 54 weights of its group (64-256)",
+       [] { return fromDefault([](EncoderSettings& s) { s.valuesPerSharedWeight = 54; }); }},
       {"importance", "importance sampling: half of each MLP's draws by its blocks' running RMS error",
        [] { return fromDefault([](EncoderSettings& s) { s.importance = 0.5f; }); }},
       {"coarse-capacity", "capacity where the error is: half the blocks per MLP at the coarse scales (2/4/16)",
