@@ -319,7 +319,8 @@ void writeGroup(ByteWriter& w, const std::vector<float>& v, const std::vector<fl
     if (!deltas.empty()) deltaBook = encodeSymbols(deltas, kDeltaBits);
     if (deltaBook.size() >= 2 * codebook.size()) deltaBook.clear();  // plain halves are smaller
   }
-  w.u8(uint8_t((masked ? kGroupMasked : 0) | (coded ? kGroupCoded : 0) | (deltaBook.empty() ? 0 : kGroupDeltaBook)));
+  w.u8(uint8_t((masked ? kGroupMasked : 0) | (coded ? kGroupCoded : 0) |
+               (deltaBook.empty() ? 0 : kGroupDeltaBook)));
   if (masked) {
     std::vector<uint8_t> mask;
     for (float x : v) mask.push_back(isPrunedZero(x) ? 0 : 1);

@@ -71,7 +71,8 @@ struct Sampler {
     for (int64_t i = 0; i < set.blockCount(); ++i) lists[size_t(set.mlpOfBlock[size_t(i)])].push_back(i);
     if (importanceShare > 0) {
       importance.resize(size_t(m));
-      for (int64_t q = 0; q < m; ++q) importance[size_t(q)].reset(lists[size_t(q)].size(), std::min(importanceShare, 0.9f));
+      for (int64_t q = 0; q < m; ++q)
+        importance[size_t(q)].reset(lists[size_t(q)].size(), std::min(importanceShare, 0.9f));
     }
     size_t cap = 1;
     for (auto& l : lists) cap = std::max(cap, l.size());
@@ -161,6 +162,16 @@ struct Sampler {
     }
   }
 };
+
+QuantizationOptions quantizationOf(const DeepCompressionOptions& d) {
+  QuantizationOptions q;
+  q.bits = d.bits;
+  q.local = d.local;
+  q.latentBits = d.latentBits;
+  q.valuesPerEntry = d.valuesPerEntry;
+  q.biasBits = d.biasBits;
+  return q;
+}
 
 double learningRateAt(const TrainOptions& o, double fraction) {
   double lr = o.learningRate;
@@ -424,7 +435,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
     if (d.bits > 0) {
       // The codebooks of the whole scale, computed alike on every rank; each fine-tunes through its own MLPs
       // and the gradient of the shared values is summed over the ranks every step.
-      const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.valuesPerEntry, d.biasBits});
+      const SharedTable table = quantizeScale(out, shape, quantizationOf(d));
       if (sched.fineTuneSteps > 0) {
         tr.shareParameters({table.values, slice.localLayers(table.weightId), slice.localLayers(table.biasId),
                             slice.localLatentIds(table.latentId, shape.latentDim)});
@@ -637,7 +648,7 @@ TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const Tr
   stats.sparsity = candidateSparsity(masks, shape);
   stats.steps = sched.trainSteps;
   if (d.bits > 0) {
-    const SharedTable table = quantizeScale(out, shape, QuantizationOptions{d.bits, d.local, d.latentBits, d.valuesPerEntry, d.biasBits});
+    const SharedTable table = quantizeScale(out, shape, quantizationOf(d));
     if (sched.fineTuneSteps > 0) {
       tr.shareParameters(table);
       stats.lossBeforeFineTune = tr.run(sched.trainSteps, sched.trainSteps + sched.stepsPerEpoch, progress);
