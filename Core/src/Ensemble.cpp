@@ -61,13 +61,14 @@ struct Sampler {
   torch::Tensor weights;    // (blocks) loss weight, undefined when all are 1
   std::array<int, 3> bd{};
   int64_t m = 0, batch = 0;
-  // Importance sampling (TrainOptions::importance): per MLP, its blocks' running errors; the last draw's factors.
-  std::vector<std::vector<int64_t>> lists;
+  // Importance sampling (TrainOptions::importance): per MLP, its blocks' running errors; the last draw's slots
+  // (each block's position in its MLP's list) and factors.
   std::vector<kernels::BlockImportance> importance;
-  torch::Tensor isWeight;  // (m, B), or undefined
+  torch::Tensor isSlot, isWeight;  // (m, B), or undefined
 
   Sampler(const TrainingSet& set, int64_t batchPerMlp, float importanceShare)
-      : bd(set.blockDims), m(set.mlpCount), batch(batchPerMlp), lists(static_cast<size_t>(m)) {
+      : bd(set.blockDims), m(set.mlpCount), batch(batchPerMlp) {
+    std::vector<std::vector<int64_t>> lists(static_cast<size_t>(m));
     for (int64_t i = 0; i < set.blockCount(); ++i) lists[size_t(set.mlpOfBlock[size_t(i)])].push_back(i);
     if (importanceShare > 0) {
       importance.resize(size_t(m));
@@ -140,23 +141,24 @@ struct Sampler {
         const uint64_t u = (uint64_t(r[2 * i]) << 33) ^ (uint64_t(r[2 * i + 1]) << 2);
         sl[i] = int64_t(importance[size_t(q)].draw(u, &w[i]));
       }
+    isSlot = slot;
     return slot;
   }
 
-  // The step's squared errors (m, B), without weights: each block's running error for the next draws.
-  void observe(const torch::Tensor& slotBlocks, const torch::Tensor& squaredError) {
+  // The step's squared errors (m, B) of the last draw (blocks blk), without weights: each block's running error
+  // for the next draws.
+  void observe(const torch::Tensor& blk, const torch::Tensor& squaredError) {
     if (importance.empty()) return;
     auto e = squaredError.detach().to(torch::kCPU, torch::kFloat).contiguous();
-    auto b = slotBlocks.to(torch::kCPU).contiguous();
+    auto b = blk.to(torch::kCPU).contiguous();
     const float* ev = e.data_ptr<float>();
     const int64_t* bv = b.data_ptr<int64_t>();
+    const int64_t* slot = isSlot.data_ptr<int64_t>();
     const float* lw = weights.defined() ? weights.data_ptr<float>() : nullptr;
     for (int64_t q = 0; q < m; ++q) {
-      std::vector<int64_t>& l = lists[size_t(q)];
       for (int64_t k = 0; k < batch; ++k) {
         const int64_t i = q * batch + k;
-        const size_t local = size_t(std::find(l.begin(), l.end(), bv[i]) - l.begin());
-        importance[size_t(q)].observe(local, (lw ? lw[bv[i]] : 1.0f) * ev[i]);
+        importance[size_t(q)].observe(size_t(slot[i]), (lw ? lw[bv[i]] : 1.0f) * ev[i]);
       }
       importance[size_t(q)].endStep();
     }
