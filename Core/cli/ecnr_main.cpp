@@ -71,6 +71,8 @@ compress options:
   --bits B (shared values per layer: 2^B; 0 = no quantization)   --latent-bits B (0 = plain latent codes)
   --bias-bits B (the biases' shared values: 2^B; default 8)   --values-per-shared N (a weight codebook: at most one
                            entry per N weights of its group, at least 64; default 2)
+  --codebook-rate S        codebooks shrink to 128 / 64 entries where that pays at MSE ~ rate^-S (0 = off)
+  --codebook-rate-groups w,b,l  which codebooks may: weights, biases, latent codes (default all)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
   --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
   --window N               encode the series as independent windows of N time steps (bounded memory, random
@@ -159,6 +161,19 @@ double parseNumber(const std::string& s, const std::string& what) {
   } catch (const std::exception&) {
   }
   throw Error("bad value '" + s + "' for " + what);
+}
+
+/// --codebook-rate-groups: a comma list of w (weights), b (biases), l (latent codes).
+int parseRateGroups(const std::string& s) {
+  int mask = 0;
+  std::stringstream list(s);
+  for (std::string item; std::getline(list, item, ',');) {
+    if (item == "w") mask |= 1;
+    else if (item == "b") mask |= 2;
+    else if (item == "l") mask |= 4;
+    else throw Error("bad value '" + s + "' for --codebook-rate-groups (a list of w, b, l)");
+  }
+  return mask;
 }
 
 /// The memory a job may use: --memory-limit, else MemAvailable (0 = no check).
@@ -314,6 +329,8 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--bias-bits")) s.biasBits = int(parseNumber(a.get("--bias-bits"), "--bias-bits"));
   if (a.has("--values-per-shared"))
     s.valuesPerSharedWeight = int(parseNumber(a.get("--values-per-shared"), "--values-per-shared"));
+  if (a.has("--codebook-rate")) s.codebookRateSlope = parseNumber(a.get("--codebook-rate"), "--codebook-rate");
+  if (a.has("--codebook-rate-groups")) s.codebookRateGroups = parseRateGroups(a.get("--codebook-rate-groups"));
   if (a.has("--quantization")) {
     const std::string q = a.get("--quantization");
     if (q != "global" && q != "local") throw Error("--quantization must be global or local");

@@ -428,6 +428,8 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     o.deep.latentBits = r.s.quantBits > 0 ? r.s.latentBits : 0;
     o.deep.biasBits = r.s.biasBits;
     o.deep.valuesPerEntry = r.s.valuesPerSharedWeight;
+    o.deep.codebookRateSlope = r.s.codebookRateSlope;
+    o.deep.codebookRateGroups = r.s.codebookRateGroups;
     o.deep.fineTuneEpochs = r.s.quantBits > 0 ? int(std::ceil(r.s.fineTuneFraction * o.epochs)) : 0;
     o.deep.fineTuneLr = r.s.fineTuneLr;
     o.progressBegin = done;

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include "BlockImportance.h"
+#include "MlpView.h"
+#include "SirenCpu.h"
 #include "SirenTrainCpu.h"
 #include "ecnr/Pruning.h"
 #include "ecnr/Quantization.h"
@@ -165,13 +167,46 @@ struct Sampler {
   }
 };
 
-QuantizationOptions quantizationOf(const DeepCompressionOptions& d) {
+// The scale's weighted squared error (the training loss's weights) over an even spread of its blocks, about 2^20
+// voxels, by the decoder's kernel: what the rate-aware codebook choice compares. Deterministic, one thread, the
+// same on every MPI rank (each holds the whole training set).
+double spreadLoss(const TrainingSet& set, const MlpShape& shape, const ScaleModel& s) {
+  const int64_t nb = set.blockCount(), vpb = set.voxelsPerBlock();
+  const int64_t stride = std::max<int64_t>(1, (nb * vpb + (int64_t(1) << 20) - 1) >> 20);
+  const int dims[3] = {set.blockDims[0], set.blockDims[1], set.blockDims[2]};
+  std::vector<float> out(static_cast<size_t>(vpb), 0.0f);
+  double sum = 0;
+  for (int64_t b = 0; b < nb; b += stride) {
+    const auto& v = set.validDims[size_t(b)];
+    const int valid[3] = {v[0], v[1], v[2]};
+    kernels::evalSirenBlock(mlpView(shape, s, uint32_t(set.mlpOfBlock[size_t(b)])),
+                            s.latents.data() + b * shape.latentDim, dims, valid, out.data());
+    double e = 0;
+    for (int z = 0; z < valid[2]; ++z)
+      for (int y = 0; y < valid[1]; ++y)
+        for (int x = 0; x < valid[0]; ++x) {
+          const int64_t i = x + int64_t(dims[0]) * (y + int64_t(dims[1]) * z);
+          const double d = double(out[size_t(i)]) - set.value(b * vpb + i);
+          e += d * d;
+        }
+    sum += (set.lossWeight.empty() ? 1.0 : double(set.lossWeight[size_t(b)])) * e;
+  }
+  return sum;
+}
+
+// The quantization of a trained scale, for both trainers; the weight codebooks sized by rate when asked.
+QuantizationOptions quantizationFor(const DeepCompressionOptions& d, const TrainingSet& set, const MlpShape& shape,
+                                    const ScaleModel& trained) {
   QuantizationOptions q;
   q.bits = d.bits;
   q.local = d.local;
   q.latentBits = d.latentBits;
   q.valuesPerEntry = d.valuesPerEntry;
   q.biasBits = d.biasBits;
+  if (d.codebookRateSlope > 0)
+    q.groupEntries = rateAwareEntries(
+        trained, shape, q, [&](const ScaleModel& m) { return spreadLoss(set, shape, m); }, d.codebookRateSlope,
+        d.codebookRateGroups);
   return q;
 }
 
@@ -437,7 +472,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
     if (d.bits > 0) {
       // The codebooks of the whole scale, computed alike on every rank; each fine-tunes through its own MLPs
       // and the gradient of the shared values is summed over the ranks every step.
-      const SharedTable table = quantizeScale(out, shape, quantizationOf(d));
+      const SharedTable table = quantizeScale(out, shape, quantizationFor(d, set, shape, out));
       if (sched.fineTuneSteps > 0) {
         tr.shareParameters({table.values, slice.localLayers(table.weightId), slice.localLayers(table.biasId),
                             slice.localLatentIds(table.latentId, shape.latentDim)});
@@ -650,7 +685,7 @@ TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const Tr
   stats.sparsity = candidateSparsity(masks, shape);
   stats.steps = sched.trainSteps;
   if (d.bits > 0) {
-    const SharedTable table = quantizeScale(out, shape, quantizationOf(d));
+    const SharedTable table = quantizeScale(out, shape, quantizationFor(d, set, shape, out));
     if (sched.fineTuneSteps > 0) {
       tr.shareParameters(table);
       stats.lossBeforeFineTune = tr.run(sched.trainSteps, sched.trainSteps + sched.stepsPerEpoch, progress);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "ecnr/Half.h"
 
@@ -71,12 +72,13 @@ float storageRound(float v, WeightPrecision p) {
 
 // Codebook of `values` (nonzero only when `skipZeros`: pruned values stay 0), rounded to the storage precision,
 // sorted and free of duplicates, so a value's index in it is unique.
+// `entries` > 0 fixes the size (the rate-aware choice), else codebookSize decides.
 std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros, bool biases, WeightPrecision p,
-                                 int valuesPerEntry) {
+                                 int valuesPerEntry, int entries) {
   std::vector<float> vals;
   for (size_t i = 0; i < n; ++i)
     if (!skipZeros || v[i] != 0.0f) vals.push_back(v[i]);
-  const int used = codebookSize(int64_t(vals.size()), k, biases, valuesPerEntry);
+  const int used = entries > 0 ? std::min(entries, k) : codebookSize(int64_t(vals.size()), k, biases, valuesPerEntry);
   std::vector<float> cb = kmeans1d(std::move(vals), used);
   for (float& x : cb) x = storageRound(x, p);
   std::sort(cb.begin(), cb.end());
@@ -86,13 +88,14 @@ std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros
 
 // Quantizes one group: codebooks (one, or one per MLP for local), ids into the shared table, values replaced.
 void quantizeGroup(std::vector<float>& v, int mlps, bool local, int k, bool skipZeros, bool biases, WeightPrecision p,
-                   int valuesPerEntry, SharedTable& t, std::vector<int32_t>& ids, std::vector<float>& codebookOut) {
+                   int valuesPerEntry, int entries, SharedTable& t, std::vector<int32_t>& ids,
+                   std::vector<float>& codebookOut) {
   const int parts = local ? std::max(1, mlps) : 1;
   const size_t per = v.size() / size_t(parts);
   std::vector<std::vector<float>> books;
   size_t size = 0;
   for (int q = 0; q < parts; ++q) {
-    books.push_back(buildCodebook(v.data() + size_t(q) * per, per, k, skipZeros, biases, p, valuesPerEntry));
+    books.push_back(buildCodebook(v.data() + size_t(q) * per, per, k, skipZeros, biases, p, valuesPerEntry, entries));
     size = std::max(size, books.back().size());
   }
   // Local codebooks share one size so the archive can store them back to back; short ones repeat their last value.
@@ -118,6 +121,10 @@ void quantizeGroup(std::vector<float>& v, int mlps, bool local, int k, bool skip
   }
 }
 
+int entriesOf(const QuantizationOptions& o, int group) {
+  return size_t(group) < o.groupEntries.size() ? o.groupEntries[size_t(group)] : 0;
+}
+
 }  // namespace
 
 SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const QuantizationOptions& o) {
@@ -134,15 +141,90 @@ SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const Quantizati
   s.codebooks.biases.resize(size_t(L));
   for (int l = 0; l < L; ++l) {
     quantizeGroup(s.weights[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, false, s.precision,
-                  o.valuesPerEntry, t, t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
+                  o.valuesPerEntry, entriesOf(o, 2 * l), t, t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
     quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true, true,
-                  s.precision, o.valuesPerEntry, t, t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
+                  s.precision, o.valuesPerEntry, entriesOf(o, 2 * l + 1), t, t.biasId[size_t(l)],
+                  s.codebooks.biases[size_t(l)]);
   }
   // Latents: one codebook for the scale (they are per block, not per MLP), zeros included.
   if (o.latentBits > 0 && !s.latents.empty())
-    quantizeGroup(s.latents, 1, false, 1 << o.latentBits, false, false, s.precision, 2, t, t.latentId,
-                  s.codebooks.latents);
+    quantizeGroup(s.latents, 1, false, 1 << o.latentBits, false, false, s.precision, 2, entriesOf(o, 2 * L), t,
+                  t.latentId, s.codebooks.latents);
   return t;
+}
+
+double quantizedBits(const SharedTable& t) {
+  std::vector<int64_t> count(t.values.size(), 0);
+  auto tally = [&](const std::vector<int32_t>& ids) {
+    for (int32_t i : ids)
+      if (i >= 0) ++count[size_t(i)];
+  };
+  for (const auto& ids : t.weightId) tally(ids);
+  for (const auto& ids : t.biasId) tally(ids);
+  tally(t.latentId);
+  // A group's entries run to the next group's (local codebooks: all of its MLPs' books, coded as one stream).
+  double bits = 0;
+  for (size_t g = 0; g < t.offset.size(); ++g) {
+    const auto begin = count.begin() + t.offset[g];
+    const auto end = g + 1 < t.offset.size() ? count.begin() + t.offset[g + 1] : count.end();
+    int64_t n = 0;
+    for (auto it = begin; it != end; ++it) n += *it;
+    for (auto it = begin; it != end; ++it)
+      if (*it > 0) bits -= double(*it) * std::log2(double(*it) / double(n));
+    bits += 10.0 * double(end - begin);
+  }
+  return bits;
+}
+
+std::vector<int> rateAwareEntries(const ScaleModel& trained, const MlpShape& shape, const QuantizationOptions& o,
+                                  const std::function<double(const ScaleModel&)>& loss, double slope, int groups) {
+  if (o.local) return {};
+  const int L = shape.layerCount();
+  const bool latents = o.latentBits > 0 && !trained.latents.empty();
+  // The sizes codebookSize gives (what the groups start from), and which groups may shrink.
+  std::vector<int> entries(static_cast<size_t>(2 * L + 1), 0);
+  std::vector<bool> free(entries.size(), false);
+  auto kept = [](const std::vector<float>& v) {
+    return int64_t(std::count_if(v.begin(), v.end(), [](float x) { return x != 0.0f; }));
+  };
+  for (int l = 0; l < L; ++l) {
+    entries[size_t(2 * l)] = codebookSize(kept(trained.weights[size_t(l)]), 1 << o.bits, false, o.valuesPerEntry);
+    entries[size_t(2 * l + 1)] =
+        codebookSize(kept(trained.biases[size_t(l)]), 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true);
+    free[size_t(2 * l)] = (groups & kRateWeights) != 0;
+    free[size_t(2 * l + 1)] = (groups & kRateBiases) != 0;
+  }
+  entries[size_t(2 * L)] = latents ? 1 << o.latentBits : 0;
+  free[size_t(2 * L)] = latents && (groups & kRateLatents) != 0;
+  auto evaluate = [&](const std::vector<int>& e, double& bits) {
+    ScaleModel m = trained;
+    QuantizationOptions q = o;
+    q.groupEntries = e;
+    bits = quantizedBits(quantizeScale(m, shape, q));
+    return loss(m);
+  };
+  double bits = 0;
+  double base = evaluate(entries, bits);
+  for (size_t g = 0; g < entries.size(); ++g) {
+    if (!free[g]) continue;
+    // The objective, linearized at the current choice: relative loss increase minus slope x relative bits saved.
+    double best = 0, bestLoss = base, bestBits = bits;
+    int bestSize = entries[g];
+    for (int k : {128, 64}) {
+      if (k >= entries[g]) continue;
+      std::vector<int> trial = entries;
+      trial[g] = k;
+      double b = 0;
+      const double lk = evaluate(trial, b);
+      const double dLoss = base > 0 ? (lk - base) / base : (lk > base ? std::numeric_limits<double>::infinity() : 0);
+      const double j = dLoss - slope * (bits - b) / std::max(bits, 1.0);
+      if (j < best) best = j, bestLoss = lk, bestBits = b, bestSize = k;
+    }
+    entries[g] = bestSize;
+    base = bestLoss;
+    bits = bestBits;
+  }
+  return entries;
 }
 
 void applySharedValues(ScaleModel& s, const MlpShape& shape, const SharedTable& t, std::vector<float> values) {

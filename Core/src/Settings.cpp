@@ -24,7 +24,7 @@ EncoderSettings presetSettings(const std::string& name) {
     // What the paper (and the authors' code, where it is silent) does, at our epoch budget (its 500 per scale
     // would take hours here): b = 8/16/32, lr x 0.75 at each of the four pruning rounds, plain MSE, every scale
     // pruned to 30/40/45/50 %, 8-bit global quantization fine-tuned for 15 % of the epochs at lr 1e-5, float32
-    // latent codes, shared values and block ranges, a 32-channel CNN quantized to 9 bits.
+    // latent codes, shared values and block ranges, full-size codebooks, a 32-channel CNN quantized to 9 bits.
     s.epochs = {60, 60, 80};
     s.targetRatio = 50;
     s.seriesFinestBlocksPerMlp = 32;
@@ -39,6 +39,7 @@ EncoderSettings presetSettings(const std::string& name) {
     s.fineTuneLr = 1e-5f;
     s.quantizeRanges = false;
     s.cnnChannels = 32;
+    s.codebookRateSlope = 0;  // codebooks of 2^8 entries, as the paper's
   } else {
     throw Error("unknown preset '" + name + "' (expected fast, default, quality or paper)");
   }
@@ -105,6 +106,9 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
       in.biasBits > 16)
     throw Error("quantization bits must be in [0, 16]");
   if (in.valuesPerSharedWeight < 1) throw Error("values per shared weight must be >= 1");
+  if (!(in.codebookRateSlope >= 0 && in.codebookRateSlope <= 100))
+    throw Error("the codebook rate slope must be in [0, 100]");
+  if (in.codebookRateGroups < 0 || in.codebookRateGroups > 7) throw Error("codebook rate groups must be in [0, 7]");
   if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
   if (in.pruning) {
     // The paper's rounds: time series at 150/225/300/375 of 500 epochs to 30/40/45/50 %; static volumes at 75 and

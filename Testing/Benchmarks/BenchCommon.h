@@ -99,6 +99,7 @@ inline void applyOptions(const std::string& options, EncoderSettings& s) {
     else if (key == "--bits") s.quantBits = std::stoi(value);
     else if (key == "--latent-bits") s.latentBits = std::stoi(value);
     else if (key == "--bias-bits") s.biasBits = std::stoi(value);
+    else if (key == "--codebook-rate") s.codebookRateSlope = std::stod(value);
     else if (key == "--prune") s.pruning = value == "on";
     else if (key == "--rd-edges") continue;  // ecnr_bench_deep's sweep, not an encoder setting
     else if (key == "--scales") s.scales = std::stoi(value);

@@ -343,3 +343,88 @@ TEST(Quantization, CodebookSizeFollowsTheGroupSize) {
   EXPECT_EQ(codebookSize(144, 256, true, 54), 144);     // biases keep one entry per value
   EXPECT_EQ(codebookSize(144, 64, true), 64);
 }
+
+// The rate-aware choice against a loss the test controls: a group shrinks where the loss does not care, and keeps
+// its 256 entries where every bit of it shows in the loss.
+TEST(Quantization, RateAwareCodebooksShrinkOnlyWhereTheLossAllows) {
+  const MlpShape shape;
+  const int L = shape.layerCount();
+  ScaleModel trained = randomParams(shape, 40, 5);  // hidden layers: 40 x 576 weights, 256 entries by size
+  std::mt19937 rng{3};
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  for (int i = 0; i < 40 * shape.latentDim; ++i) trained.latents.push_back(normal(rng));
+  QuantizationOptions q;
+  q.bits = 8;
+  q.biasBits = 8;
+  q.latentBits = 8;
+  ScaleModel plain = trained;
+  const double bitsBySize = quantizedBits(quantizeScale(plain, shape, q));
+  auto layerError = [&](const ScaleModel& m, int l) {
+    double e = 0;
+    for (size_t i = 0; i < m.weights[size_t(l)].size(); ++i)
+      e += std::pow(double(m.weights[size_t(l)][i]) - trained.weights[size_t(l)][i], 2);
+    return e;
+  };
+  auto indifferent = [](const ScaleModel&) { return 1.0; };
+  // Indifferent loss: every group that may shrink goes down to 64 entries, and the estimate of the bits falls.
+  const std::vector<int> free = rateAwareEntries(trained, shape, q, indifferent, 1.0, kRateAll);
+  ASSERT_EQ(free.size(), size_t(2 * L + 1));
+  for (int l = 0; l < L; ++l) {
+    EXPECT_EQ(free[size_t(2 * l)], 64) << "weights of layer " << l;
+    // The sine layers' 40 x 24 biases have 256 entries by size; the output layer's 40 keep one each.
+    EXPECT_EQ(free[size_t(2 * l + 1)], l < shape.sineLayers ? 64 : 40) << "biases of layer " << l;
+  }
+  EXPECT_EQ(free[size_t(2 * L)], 64) << "latent codes";
+  q.groupEntries = free;
+  ScaleModel small = trained;
+  EXPECT_LT(quantizedBits(quantizeScale(small, shape, q)), 0.9 * bitsBySize);
+  for (int l = 0; l < L; ++l) EXPECT_LE(small.codebooks.weights[size_t(l)].size(), 64u);
+  EXPECT_LE(small.codebooks.latents.size(), 64u);
+  q.groupEntries.clear();
+  // Only the groups asked for move: weights alone leave biases and latent codes at their sizes.
+  const std::vector<int> weightsOnly = rateAwareEntries(trained, shape, q, indifferent, 1.0, kRateWeights);
+  EXPECT_EQ(weightsOnly[0], 64);
+  EXPECT_EQ(weightsOnly[1], 256);
+  EXPECT_EQ(weightsOnly[size_t(2 * L)], 256);
+  // Layer 1's error is the whole loss (plus a floor as large as it is at 256 entries): halving its codebook about
+  // quadruples that error, far more than the few percent of bits it saves; the other weights still shrink.
+  const double floor = layerError(plain, 1);
+  const std::vector<int> sensitive = rateAwareEntries(
+      trained, shape, q, [&](const ScaleModel& m) { return floor + layerError(m, 1); }, 1.0, kRateWeights);
+  EXPECT_EQ(sensitive[2], 256);
+  EXPECT_EQ(sensitive[0], 64);
+  EXPECT_EQ(sensitive[4], 64);
+  // Local codebooks keep their sizes by group size.
+  q.local = true;
+  EXPECT_TRUE(rateAwareEntries(trained, shape, q, indifferent, 1.0, kRateAll).empty());
+}
+
+// Through the encoder (the default since issue 10): the archive decodes, is never larger than with codebooks by
+// size (at one seed the training is the same up to the quantization), and a second run writes the same bytes.
+TEST(Quantization, RateAwareCodebooksEncodeReproduciblyAndNoLarger) {
+  Field f(Dims4{24, 24, 24, 4});
+  for (int64_t t = 0; t < 4; ++t)
+    for (int64_t z = 0; z < 24; ++z)
+      for (int64_t y = 0; y < 24; ++y)
+        for (int64_t x = 0; x < 24; ++x)
+          f.at(x, y, z, t) = std::sin(0.3f * x + 0.2f * y) * std::cos(0.15f * z + 0.4f * t) + 0.05f * float(x % 3);
+  EncoderSettings s = presetSettings("fast");
+  s.blockDims = {8, 8, 8};
+  s.epochs = {8, 8, 10};
+  s.boundaryCnn = false;
+  s.threads = 2;
+  s.verbose = false;
+  s.codebookRateSlope = 0;
+  const std::vector<uint8_t> bySize = serializeArchive({encode(f, GridMeta{}, s, Progress())});
+  s.codebookRateSlope = 1.0;
+  const std::vector<uint8_t> byRate = serializeArchive({encode(f, GridMeta{}, s, Progress())});
+  EXPECT_LE(byRate.size(), bySize.size());
+  EXPECT_EQ(byRate, serializeArchive({encode(f, GridMeta{}, s, Progress())}));
+  const ErrorStats e = compareFields(f, Decoder(parseArchive(byRate.data(), byRate.size())[0]).decodeAll());
+  const ErrorStats e0 = compareFields(f, Decoder(parseArchive(bySize.data(), bySize.size())[0]).decodeAll());
+  EXPECT_GT(e.psnr, e0.psnr - 3.0);
+  std::printf("codebooks by size: %zu bytes, %.2f dB; by rate: %zu bytes, %.2f dB\n", bySize.size(), e0.psnr,
+              byRate.size(), e.psnr);
+  s.codebookRateSlope = -1;
+  EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
+}

@@ -12,6 +12,7 @@
 #include "ecnr/Half.h"
 #include "ecnr/Model.h"
 #include "ecnr/Progress.h"
+#include "ecnr/Quantization.h"
 
 namespace ecnr {
 
@@ -45,6 +46,8 @@ struct DeepCompressionOptions {
   int latentBits = 0;         ///< 0 = latent codes stay plain values
   int biasBits = 0;           ///< biases' codebooks: 2^biasBits values (0 = bits)
   int valuesPerEntry = 2;     ///< weights: at most one codebook entry per this many values
+  double codebookRateSlope = 0;  ///< > 0: codebooks sized by rate (rateAwareEntries, this slope)
+  int codebookRateGroups = kRateWeights;  ///< which groups that choice may shrink (RateAwareGroups)
   int fineTuneEpochs = 0;     ///< epochs of shared-value fine-tuning after quantization (indices fixed)
   float fineTuneLr = 1e-4f;
 };

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "ecnr/Model.h"
@@ -32,6 +33,9 @@ struct QuantizationOptions {
   int valuesPerEntry = 2;  ///< weights: at most one codebook entry per this many values (codebookSize)
   int biasBits = 0;      ///< biases: 2^biasBits values per codebook (0 = bits): they sit inside sin(omega0 (Wx + b)),
                          ///< where an error turns into a phase shift, so they keep more values than the weights
+  /// Per group, in SharedTable's order (weights and biases of each layer, then latents): the codebook's size
+  /// instead of codebookSize's (0 or missing: codebookSize's). The rate-aware choice fills it.
+  std::vector<int> groupEntries;
 };
 
 /// One shared table for the whole scale and the ids that tie every parameter to it (-1: pruned, stays 0).
@@ -47,6 +51,22 @@ struct SharedTable {
 /// Builds the codebooks of a trained scale (zeros = pruned are left out and stay 0), rounds them to the scale's
 /// storage precision, sets every value to its codebook entry and scale.codebooks; returns the ids for fine-tuning.
 SharedTable quantizeScale(ScaleModel& scale, const MlpShape& shape, const QuantizationOptions& options);
+
+/// Estimated bits of a quantized scale: each group's indices at their order-0 entropy, plus ~10 bits per codebook
+/// entry (float16 codebooks are stored as coded differences, Archive).
+double quantizedBits(const SharedTable& table);
+
+/// Which groups the rate-aware choice may shrink.
+enum RateAwareGroups : int { kRateWeights = 1, kRateBiases = 2, kRateLatents = 4, kRateAll = 7 };
+
+/// Rate-aware codebook sizes (issue 10), QuantizationOptions::groupEntries: starting from codebookSize's, each
+/// group's codebook (of those in `groups`) may shrink to 128 or 64 entries where that pays at the operating point.
+/// `loss` is the scale's error for a quantized copy of `trained`; with the codec's curve locally MSE ~ rate^-slope,
+/// a smaller codebook pays when its relative loss increase is below slope times its relative saving of the
+/// scale's bits (quantizedBits). Groups are decided in order, each against the choices before it (2 loss
+/// evaluations per group). Local codebooks keep codebookSize's (empty result).
+std::vector<int> rateAwareEntries(const ScaleModel& trained, const MlpShape& shape, const QuantizationOptions& o,
+                                  const std::function<double(const ScaleModel&)>& loss, double slope, int groups);
 
 /// Writes fine-tuned shared values back: codebooks (rounded to the storage precision) and every parameter.
 void applySharedValues(ScaleModel& scale, const MlpShape& shape, const SharedTable& table, std::vector<float> values);

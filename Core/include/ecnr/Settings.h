@@ -50,6 +50,9 @@ struct EncoderSettings {
   int quantBits = 8;                        ///< shared values per layer: 2^quantBits; 0 = plain values at `precision`
   int biasBits = 8;                         ///< the biases' codebooks: 2^biasBits values (0 = quantBits)
   int valuesPerSharedWeight = 2;            ///< a weight group's codebook: at most one entry per this many values
+  double codebookRateSlope = 1.0;           ///< > 0: a codebook shrinks (to 128 / 64) where that pays at
+                                            ///< MSE ~ rate^-slope (Quantization.h); 0: sizes by group size only
+  int codebookRateGroups = 1;               ///< the groups it may shrink: 1 weights, 2 biases, 4 latent codes
   bool localQuantization = false;           ///< per-MLP codebooks (the paper's ECNR* baseline) instead of per scale
   int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values
   double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
