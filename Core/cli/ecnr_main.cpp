@@ -72,7 +72,7 @@ compress options:
   --bias-bits B (the biases' shared values: 2^B; default 8)   --values-per-shared N (a weight codebook: at most one
                            entry per N weights of its group, at least 64; default 2)
   --codebook-rate S        codebooks shrink to 128 / 64 entries where that pays at MSE ~ rate^-S (0 = off)
-  --codebook-rate-groups w,b,l  which codebooks may: weights, biases, latent codes (default all)
+  --codebook-rate-groups w,b,l  which codebooks may: weights, biases, latent codes (default w)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
   --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
   --window N               encode the series as independent windows of N time steps (bounded memory, random

@@ -71,8 +71,8 @@ float storageRound(float v, WeightPrecision p) {
 }
 
 // Codebook of `values` (nonzero only when `skipZeros`: pruned values stay 0), rounded to the storage precision,
-// sorted and free of duplicates, so a value's index in it is unique.
-// `entries` > 0 fixes the size (the rate-aware choice), else codebookSize decides.
+// sorted and free of duplicates, so a value's index in it is unique. `entries` > 0 fixes its size (the rate-aware
+// choice), else codebookSize decides.
 std::vector<float> buildCodebook(const float* v, size_t n, int k, bool skipZeros, bool biases, WeightPrecision p,
                                  int valuesPerEntry, int entries) {
   std::vector<float> vals;

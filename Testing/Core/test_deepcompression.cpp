@@ -75,6 +75,17 @@ Model modelAround(const ScaleModel& trained, const MlpShape& shape, int blocks) 
   return m;
 }
 
+// A smooth n^3 x steps series with a little fine texture (x % 3): what the encode-level tests compress.
+Field smoothSeries(int n, int steps) {
+  Field f(Dims4{n, n, n, steps});
+  for (int64_t t = 0; t < steps; ++t)
+    for (int64_t z = 0; z < n; ++z)
+      for (int64_t y = 0; y < n; ++y)
+        for (int64_t x = 0; x < n; ++x)
+          f.at(x, y, z, t) = std::sin(0.4f * x + 0.3f * y) * std::cos(0.25f * z + 0.5f * t) + 0.1f * float(x % 3);
+  return f;
+}
+
 }  // namespace
 
 TEST(Pruning, ReachesTheTargetSparsityAndRespectsTheExclusions) {
@@ -305,12 +316,7 @@ TEST(PaperPreset, ResolvesToThePapersChoices) {
 }
 
 TEST(PaperPreset, PrunesEveryScaleAndStoresFloat32LatentCodesAndRanges) {
-  Field f(Dims4{16, 16, 16, 4});
-  for (int64_t t = 0; t < 4; ++t)
-    for (int64_t z = 0; z < 16; ++z)
-      for (int64_t y = 0; y < 16; ++y)
-        for (int64_t x = 0; x < 16; ++x)
-          f.at(x, y, z, t) = std::sin(0.4f * x + 0.3f * y) * std::cos(0.25f * z + 0.5f * t) + 0.1f * float(x % 3);
+  const Field f = smoothSeries(16, 4);
   EncoderSettings s = presetSettings("paper");
   s.blockDims = {4, 4, 4};
   s.epochs = {30, 30, 40};
@@ -402,12 +408,7 @@ TEST(Quantization, RateAwareCodebooksShrinkOnlyWhereTheLossAllows) {
 // Through the encoder (the default since issue 10): the archive decodes, is never larger than with codebooks by
 // size (at one seed the training is the same up to the quantization), and a second run writes the same bytes.
 TEST(Quantization, RateAwareCodebooksEncodeReproduciblyAndNoLarger) {
-  Field f(Dims4{24, 24, 24, 4});
-  for (int64_t t = 0; t < 4; ++t)
-    for (int64_t z = 0; z < 24; ++z)
-      for (int64_t y = 0; y < 24; ++y)
-        for (int64_t x = 0; x < 24; ++x)
-          f.at(x, y, z, t) = std::sin(0.3f * x + 0.2f * y) * std::cos(0.15f * z + 0.4f * t) + 0.05f * float(x % 3);
+  const Field f = smoothSeries(24, 4);
   EncoderSettings s = presetSettings("fast");
   s.blockDims = {8, 8, 8};
   s.epochs = {8, 8, 10};
