@@ -46,9 +46,10 @@ section=$(mktemp)
   echo "in log CR between the points that bracket it (n/a: no point on one side — the smallest network of gs48 and"
   echo "navy stays under CR 1000). \`paper\` is \`--preset paper\` (Settings.cpp says what it holds) without"
   echo "training its 32-channel boundary CNN: at 9 bits it is 95 KB, more than any archive here, so the encoder's"
-  echo "keep rule (a CNN must pay for its bytes) would drop it every time. The other rows are the default preset"
-  echo "with one change each. SPERR / TTHRESH / SZ3: reference figures measured outside this project (issue 4), not"
-  echo "run here."
+  echo "keep rule (a CNN must pay for its bytes) would drop it every time. The other rows change one knob each of"
+  echo "their base: the default, or \`codebook-size\` (the default before the rate-aware codebooks) for the ideas"
+  echo "raced before it. SPERR / TTHRESH / SZ3: reference figures measured outside this project (issue 4), not run"
+  echo "here."
   echo
   cat "$out/race.md"
   echo "<!-- bench_race end -->"
