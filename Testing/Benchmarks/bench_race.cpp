@@ -91,7 +91,8 @@ const std::vector<Variant>& variants() {
        [] { return fromSizeDefault([](S& s) { s.hidden = 32; }); }, "codebook-size"},
       {"importance", "importance sampling: half of each MLP's draws by its blocks' running RMS error",
        [] { return fromDefault([](S& s) { s.importance = 0.5f; }); }, "default"},
-      {"coarse-capacity", "capacity where the error is: half the blocks per MLP at the coarse scales (2/4/16)",
+      {"coarse-capacity",
+       "capacity: blocks per MLP 2/4/16 (series: half of 4/8/16 at the coarse scales; static: 2-4x of 1/2/4)",
        [] { return fromDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "default"},
   };
   return v;
