@@ -121,6 +121,12 @@ void quantizeGroup(std::vector<float>& v, int mlps, bool local, int k, bool skip
   }
 }
 
+// The biases' codebook limit: 2^biasBits, or 2^bits when biasBits is 0.
+int biasLimit(const QuantizationOptions& o) { return 1 << (o.biasBits > 0 ? o.biasBits : o.bits); }
+
+// Bits a codebook entry costs in the archive: float16 codebooks are stored as coded differences (~0.6 of a half).
+constexpr double kCodebookEntryBits = 10.0;
+
 int entriesOf(const QuantizationOptions& o, int group) {
   return size_t(group) < o.groupEntries.size() ? o.groupEntries[size_t(group)] : 0;
 }
@@ -142,9 +148,8 @@ SharedTable quantizeScale(ScaleModel& s, const MlpShape& shape, const Quantizati
   for (int l = 0; l < L; ++l) {
     quantizeGroup(s.weights[size_t(l)], s.mlpCount, o.local, 1 << o.bits, true, false, s.precision,
                   o.valuesPerEntry, entriesOf(o, 2 * l), t, t.weightId[size_t(l)], s.codebooks.weights[size_t(l)]);
-    quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true, true,
-                  s.precision, o.valuesPerEntry, entriesOf(o, 2 * l + 1), t, t.biasId[size_t(l)],
-                  s.codebooks.biases[size_t(l)]);
+    quantizeGroup(s.biases[size_t(l)], s.mlpCount, o.local, biasLimit(o), true, true, s.precision, o.valuesPerEntry,
+                  entriesOf(o, 2 * l + 1), t, t.biasId[size_t(l)], s.codebooks.biases[size_t(l)]);
   }
   // Latents: one codebook for the scale (they are per block, not per MLP), zeros included.
   if (o.latentBits > 0 && !s.latents.empty())
@@ -171,7 +176,7 @@ double quantizedBits(const SharedTable& t) {
     for (auto it = begin; it != end; ++it) n += *it;
     for (auto it = begin; it != end; ++it)
       if (*it > 0) bits -= double(*it) * std::log2(double(*it) / double(n));
-    bits += 10.0 * double(end - begin);
+    bits += kCodebookEntryBits * double(end - begin);
   }
   return bits;
 }
@@ -189,8 +194,7 @@ std::vector<int> rateAwareEntries(const ScaleModel& trained, const MlpShape& sha
   };
   for (int l = 0; l < L; ++l) {
     entries[size_t(2 * l)] = codebookSize(kept(trained.weights[size_t(l)]), 1 << o.bits, false, o.valuesPerEntry);
-    entries[size_t(2 * l + 1)] =
-        codebookSize(kept(trained.biases[size_t(l)]), 1 << (o.biasBits > 0 ? o.biasBits : o.bits), true);
+    entries[size_t(2 * l + 1)] = codebookSize(kept(trained.biases[size_t(l)]), biasLimit(o), true);
     free[size_t(2 * l)] = (groups & kRateWeights) != 0;
     free[size_t(2 * l + 1)] = (groups & kRateBiases) != 0;
   }
