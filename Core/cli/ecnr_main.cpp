@@ -74,6 +74,8 @@ compress options:
   --codebook-rate S        codebooks shrink to 128 / 64 entries where that pays at MSE ~ rate^-S (0 = off)
   --codebook-rate-groups w,b,l  which codebooks may: weights, biases, latent codes (default w)
   --quantization global|local   --fine-tune F (fine-tuning epochs, fraction of each scale's)   --fine-tune-lr X
+  --quant-aware F          quantization-aware training: the last F of each scale's epochs at codebook-rounded
+                           weights (straight-through gradient; 0 = off, the default)
   --cnn on|off (boundary CNN, paper Sec. 3.6; default on)   --cnn-channels N (default 8)   --cnn-steps N
   --window N               encode the series as independent windows of N time steps (bounded memory, random
                            access to a step reads one window; `append` adds windows later)
@@ -338,6 +340,7 @@ EncoderSettings settingsFrom(const Args& a) {
   }
   if (a.has("--fine-tune")) s.fineTuneFraction = parseNumber(a.get("--fine-tune"), "--fine-tune");
   if (a.has("--fine-tune-lr")) s.fineTuneLr = float(parseNumber(a.get("--fine-tune-lr"), "--fine-tune-lr"));
+  if (a.has("--quant-aware")) s.quantAwareFraction = parseNumber(a.get("--quant-aware"), "--quant-aware");
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
   applyQualityOptions(a, s);
   if (a.has("--seed")) s.seed = uint64_t(parseNumber(a.get("--seed"), "--seed"));

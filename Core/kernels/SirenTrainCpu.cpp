@@ -10,6 +10,7 @@
 #include "SirenIsa.h"
 #include "ecnr/Comm.h"
 #include "ecnr/Half.h"
+#include "ecnr/Quantization.h"
 
 namespace ecnr {
 namespace kernels {
@@ -42,7 +43,7 @@ struct Layout {
 };
 
 struct Scratch {
-  std::vector<float> fw, wt, grad;
+  std::vector<float> fw, wt, grad, rounded;
   std::vector<float> x, target, scale, dLatent, train, latGrad;
   std::vector<int> local;
 };
@@ -207,6 +208,7 @@ struct FusedTrainer::Impl {
   int64_t sharedSteps = 0;
   bool sharedLatents = false;
   int64_t stepsDone = 0;
+  ForwardCodebooks books;  // quantization-aware training: the codebooks of the forward pass (empty: float)
 
   explicit Impl(const FusedTrainProblem& p)
       : pr(p), lay(p.latentDim, p.hidden, p.sineLayers), k(activeKernels()), m(p.mlpCount), Ld(p.latentDim),
@@ -249,6 +251,22 @@ struct FusedTrainer::Impl {
     }
   }
 
+  // The parameters with each weight and bias rounded to its layer's forward codebook (padding and zeros stay 0).
+  const float* rounded(const std::vector<float>& p, Scratch& sc) const {
+    sc.rounded = p;
+    auto round = [&](const std::vector<float>& book, size_t i) {
+      if (!book.empty() && p[i] != 0.0f) sc.rounded[i] = book[size_t(nearestIndex(book, p[i]))];
+    };
+    for (int l = 0; l <= lay.S; ++l) {
+      const std::vector<float>& wb = books.weights[size_t(l)];
+      const std::vector<float>& bb = books.biases[size_t(l)];
+      for (int i = 0; i < lay.realIn(l); ++i)
+        for (int j = 0; j < lay.realOut(l); ++j) round(wb, padded(l, i, j));
+      for (int j = 0; j < lay.realOut(l); ++j) round(bb, lay.bOff[size_t(l)] + size_t(j));
+    }
+    return sc.rounded.data();
+  }
+
   // Each sample's squared error (times its block's loss weight) from the kernel's output gradient 2 scale e.
   void observeErrors(MlpState& st, const TrainNet& net, int n, int np, const Scratch& sc) const {
     const float* dy = trainOutputGradient(net, np, sc.train.data());
@@ -267,7 +285,7 @@ struct FusedTrainer::Impl {
   double step(int q, int64_t t, Scratch& sc) {
     MlpState& st = mlps[size_t(q)];
     TrainNet net;
-    prepare(lay, st.p.data(), pr.omega0, sc, net);
+    prepare(lay, books.any() ? rounded(st.p, sc) : st.p.data(), pr.omega0, sc, net);
     const size_t nbk = st.blocks.size();
     const bool byImportance = pr.importance > 0 && nbk > 1;
     sc.latGrad.assign(nbk * size_t(Ld), 0.0f);
@@ -472,6 +490,26 @@ void FusedTrainer::shareParameters(const SharedParameters& s) {
 }
 
 const std::vector<float>& FusedTrainer::sharedValues() const { return impl_->sv; }
+
+bool ForwardCodebooks::any() const {
+  for (const auto& b : weights)
+    if (!b.empty()) return true;
+  for (const auto& b : biases)
+    if (!b.empty()) return true;
+  return false;
+}
+
+void FusedTrainer::setForwardCodebooks(const ForwardCodebooks& books) {
+  const size_t layers = size_t(impl_->lay.S + 1);
+  if (books.any()) {
+    checkLayerSizes(books.weights.size(), layers, "forward weight codebooks");
+    checkLayerSizes(books.biases.size(), layers, "forward bias codebooks");
+    for (const auto* group : {&books.weights, &books.biases})
+      for (const auto& b : *group)
+        if (!std::is_sorted(b.begin(), b.end())) throw std::invalid_argument("fused trainer: a forward codebook is not sorted");
+  }
+  impl_->books = books;
+}
 
 const std::vector<double>& FusedTrainer::mlpLoss() const { return impl_->mlpLoss; }
 

@@ -64,6 +64,14 @@ struct SharedParameters {
   std::vector<int32_t> latentId;                       ///< blockCount * latentDim; empty = latents stay free
 };
 
+/// Quantization-aware training (issue 10): per layer, the sorted codebook each weight (and bias) is rounded to
+/// in the forward and backward passes, the gradient applied to the float parameter (straight-through). An empty
+/// codebook leaves its layer in float; a parameter that is exactly 0 (pruned) stays 0.
+struct ForwardCodebooks {
+  std::vector<std::vector<float>> weights, biases;
+  bool any() const;
+};
+
 /// Whether the fused trainer handles this shape (hidden <= 256, sineLayers <= 16).
 bool fusedTrainSupported(int hidden, int sineLayers, int latentDim);
 
@@ -85,6 +93,8 @@ public:
   /// values (one Adam state, gradients summed over every use, in a fixed order) and the free latents.
   void shareParameters(const SharedParameters& shared);
   const std::vector<float>& sharedValues() const;
+  /// From now on each step runs at the parameters rounded to these codebooks (ForwardCodebooks; empty: float).
+  void setForwardCodebooks(const ForwardCodebooks& books);
   FusedTrainResult result() const;
   /// Each MLP's sample loss over the last round (sum of w (y - t)^2 / (mlpCount * batchPerMlp)), for pruning.
   const std::vector<double>& mlpLoss() const;

@@ -432,6 +432,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     o.deep.codebookRateGroups = r.s.codebookRateGroups;
     o.deep.fineTuneEpochs = r.s.quantBits > 0 ? int(std::ceil(r.s.fineTuneFraction * o.epochs)) : 0;
     o.deep.fineTuneLr = r.s.fineTuneLr;
+    o.deep.quantAwareFraction = r.s.quantAwareFraction;
     o.progressBegin = done;
     o.progressEnd = done + share[size_t(p)];
     o.label = "scale " + std::to_string(p + 1) + "/" + std::to_string(S);

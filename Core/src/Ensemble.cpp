@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -47,10 +48,26 @@ struct BatchedSiren {
     }
   }
 
+  /// Quantization-aware training: per layer, the sorted codebook its weights (biases) are rounded to in the
+  /// forward pass, the gradient passed straight through to the float values (undefined: float).
+  std::vector<torch::Tensor> bookW, bookB;
+
   torch::Tensor forward(torch::Tensor x) const {
     const size_t last = W.size() - 1;
-    for (size_t l = 0; l < last; ++l) x = torch::sin(omega0 * torch::baddbmm(b[l], x, W[l]));
-    return torch::baddbmm(b[last], x, W[last]);
+    for (size_t l = 0; l < last; ++l) x = torch::sin(omega0 * torch::baddbmm(used(b, bookB, l), x, used(W, bookW, l)));
+    return torch::baddbmm(used(b, bookB, last), x, used(W, bookW, last));
+  }
+
+private:
+  // p rounded to its nearest codebook entry (0 stays 0: pruned), with p's gradient (straight-through estimator).
+  static torch::Tensor used(const std::vector<torch::Tensor>& p, const std::vector<torch::Tensor>& books, size_t l) {
+    if (l >= books.size() || !books[l].defined()) return p[l];
+    const torch::Tensor& book = books[l];
+    const torch::Tensor v = p[l].detach();
+    torch::Tensor q = book.index_select(0, torch::bucketize(v, (book.slice(0, 1) + book.slice(0, 0, -1)) / 2).view(-1))
+                          .view(v.sizes());
+    q = torch::where(v == 0, v, q);
+    return p[l] + (q - v);
   }
 };
 
@@ -278,6 +295,7 @@ bool useFusedTrainer(const MlpShape& shape, const TrainOptions& o) {
 // loss of the round before is a full epoch's) and the fine-tuning of the shared values after quantization.
 struct Schedule {
   int64_t stepsPerEpoch = 1, trainSteps = 0, fineTuneSteps = 0;
+  int64_t quantAwareStep = 0;  ///< first step of quantization-aware training (trainSteps: none)
   std::vector<int64_t> pruneStep;
 
   Schedule(const TrainingSet& set, const TrainOptions& o) {
@@ -288,12 +306,41 @@ struct Schedule {
     for (double at : d.pruneAt)
       pruneStep.push_back(std::clamp<int64_t>(std::llround(at * o.epochs), 0, o.epochs) * stepsPerEpoch);
     fineTuneSteps = d.bits > 0 ? stepsPerEpoch * std::max(0, d.fineTuneEpochs) : 0;
+    const int64_t quantAwareEpochs =
+        d.bits > 0 ? std::clamp<int64_t>(std::llround(d.quantAwareFraction * o.epochs), 0, o.epochs) : 0;
+    quantAwareStep = trainSteps - quantAwareEpochs * stepsPerEpoch;
   }
   int64_t allSteps() const { return trainSteps + fineTuneSteps; }
   float lr(const TrainOptions& o, int64_t step) const {
     return step >= trainSteps ? o.deep.fineTuneLr : float(learningRateAt(o, double(step) / double(std::max<int64_t>(1, trainSteps))));
   }
 };
+
+// Steps [begin, end) by `run`; from the quantization-aware step on one epoch at a time, each after `refit` set
+// the forward codebooks to those of the parameters so far. False when `run` was stopped.
+bool runQuantAware(const Schedule& sc, int64_t begin, int64_t end, const std::function<bool(int64_t, int64_t)>& run,
+                   const std::function<void()>& refit) {
+  while (begin < end) {
+    const bool aware = begin >= sc.quantAwareStep;
+    const int64_t to = std::min(end, aware ? begin + sc.stepsPerEpoch : sc.quantAwareStep);
+    if (aware) refit();
+    if (!run(begin, to)) return false;
+    begin = to;
+  }
+  return true;
+}
+
+// The codebooks a scale's parameters so far would get (k-means, sizes by group: refitted every epoch, so the
+// rate-aware choice is left to the quantization after training), for the forward pass of quantization-aware training.
+kernels::ForwardCodebooks forwardCodebooksOf(ScaleModel s, const MlpShape& shape, const DeepCompressionOptions& d) {
+  QuantizationOptions q;
+  q.bits = d.bits;
+  q.biasBits = d.biasBits;
+  q.valuesPerEntry = d.valuesPerEntry;
+  s.latents.clear();
+  quantizeScale(s, shape, q);
+  return {s.codebooks.weights, s.codebooks.biases};
+}
 
 void reportEpoch(const TrainOptions& o, const Schedule& sc, int64_t done, double loss, const Progress& progress) {
   std::ostringstream msg;
@@ -451,18 +498,25 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
       r.biases = slice.gatherLayers(std::move(r.biases));
       return r;
     };
+    auto run = [&](int64_t a, int64_t b) { return tr.run(a, b); };
+    auto refit = [&] {
+      ScaleModel cur = parametersOf(gathered(tr.result()), set.mlpCount);
+      cur.precision = out.precision;
+      tr.setForwardCodebooks(forwardCodebooksOf(std::move(cur), shape, d));
+    };
     int64_t begin = 0;
     for (size_t i = 0; i < sched.pruneStep.size(); ++i) {
       const int64_t at = std::max(begin, sched.pruneStep[i]);
-      if (!tr.run(begin, at)) break;
+      if (!runQuantAware(sched, begin, at, run, refit)) break;
       masks = blockGuidedPrune(parametersOf(gathered(tr.result()), set.mlpCount), shape,
                                slice.gatherMlpLoss(tr.mlpLoss()), d.pruneSparsity[i], d.lambda, masks);
       tr.setMasks(slice.localLayers(masks.weights), slice.localLayers(masks.biases));
       begin = at;
     }
     progress.checkCancel();
-    tr.run(begin, sched.trainSteps);
+    runQuantAware(sched, begin, sched.trainSteps, run, refit);
     progress.checkCancel();
+    tr.setForwardCodebooks({});  // the fine-tuning below trains the codebooks themselves
     kernels::FusedTrainResult r = gathered(tr.result());
     stats.steps = r.stepsDone;
     out.weights = std::move(r.weights);
@@ -612,6 +666,16 @@ public:
 
   std::vector<float> sharedValues() const { return toVector(shared_); }
 
+  void setForwardCodebooks(const kernels::ForwardCodebooks& books) {
+    auto tensors = [&](const std::vector<std::vector<float>>& v) {
+      std::vector<torch::Tensor> t;
+      for (const auto& book : v) t.push_back(book.empty() ? torch::Tensor() : torch::tensor(book).to(dev_));
+      return t;
+    };
+    net_.bookW = tensors(books.weights);
+    net_.bookB = tensors(books.biases);
+  }
+
   void copyTo(ScaleModel& out) {
     torch::NoGradGuard g;
     if (shared_.defined()) gatherShared();
@@ -669,10 +733,21 @@ TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const Tr
   TorchTrainer tr(set, shape, o, dev);
   const Schedule& sched = tr.schedule();
   PruneMasks masks = keepAll(shape, set.mlpCount);
+  auto run = [&](int64_t a, int64_t b) {
+    if (b > a) stats.finalLoss = tr.run(a, b, progress);
+    return true;  // a cancel throws
+  };
+  auto refit = [&] {
+    ScaleModel cur;
+    tr.copyTo(cur);
+    cur.mlpCount = set.mlpCount;
+    cur.precision = out.precision;
+    tr.setForwardCodebooks(forwardCodebooksOf(std::move(cur), shape, d));
+  };
   int64_t begin = 0;
   for (size_t i = 0; i < sched.pruneStep.size(); ++i) {
     const int64_t at = std::max(begin, sched.pruneStep[i]);
-    if (at > begin) stats.finalLoss = tr.run(begin, at, progress);
+    runQuantAware(sched, begin, at, run, refit);
     ScaleModel cur;
     tr.copyTo(cur);
     cur.mlpCount = set.mlpCount;
@@ -680,7 +755,8 @@ TrainStats trainLibTorch(const TrainingSet& set, const MlpShape& shape, const Tr
     tr.setMasks(masks);
     begin = at;
   }
-  if (sched.trainSteps > begin) stats.finalLoss = tr.run(begin, sched.trainSteps, progress);
+  runQuantAware(sched, begin, sched.trainSteps, run, refit);
+  tr.setForwardCodebooks({});  // the fine-tuning below trains the codebooks themselves
   tr.copyTo(out);
   stats.sparsity = candidateSparsity(masks, shape);
   stats.steps = sched.trainSteps;

@@ -110,6 +110,10 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
     throw Error("the codebook rate slope must be in [0, 100]");
   if (in.codebookRateGroups < 0 || in.codebookRateGroups > 7) throw Error("codebook rate groups must be in [0, 7]");
   if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
+  if (!(in.quantAwareFraction >= 0 && in.quantAwareFraction <= 1))
+    throw Error("quantization-aware fraction must be in [0, 1]");
+  if (in.quantAwareFraction > 0 && (in.quantBits <= 0 || in.localQuantization))
+    throw Error("quantization-aware training needs the scale's shared codebooks (--bits > 0, --quantization global)");
   if (in.pruning) {
     // The paper's rounds: time series at 150/225/300/375 of 500 epochs to 30/40/45/50 %; static volumes at 75 and
     // 115 of 200 to 20/30 %.

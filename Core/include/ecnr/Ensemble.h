@@ -48,6 +48,10 @@ struct DeepCompressionOptions {
   int valuesPerEntry = 2;     ///< weights: at most one codebook entry per this many values
   double codebookRateSlope = 0;  ///< > 0: codebooks sized by rate (rateAwareEntries, this slope)
   int codebookRateGroups = kRateWeights;  ///< which groups that choice may shrink (RateAwareGroups)
+  /// Quantization-aware training (issue 10): this fraction of the training epochs, at its end, runs each step at
+  /// the weights and biases rounded to the codebooks (fitted to the parameters at every epoch, sizes by group),
+  /// the gradient applied to the float parameters (straight-through); 0: training in float until quantization.
+  double quantAwareFraction = 0;
   int fineTuneEpochs = 0;     ///< epochs of shared-value fine-tuning after quantization (indices fixed)
   float fineTuneLr = 1e-4f;
 };

@@ -57,6 +57,8 @@ struct EncoderSettings {
   int latentBits = 8;                       ///< latent codes quantized the same way; 0 = plain values
   double fineTuneFraction = 0.25;           ///< fine-tuning of the shared values, as a fraction of the scale's epochs
   float fineTuneLr = 1e-4f;
+  double quantAwareFraction = 0;            ///< quantization-aware training: the last this fraction of the training
+                                            ///< epochs run at codebook-rounded weights and biases (Ensemble.h)
   bool quantizeRanges = true;               ///< block min/max on a 16-bit grid per scale (else float32)
   // Boundary CNN (paper Sec. 3.6), trained on the finest decode against the original; BoundaryCNN.h.
   bool boundaryCnn = true;                  ///< kept only when it lowers the error
