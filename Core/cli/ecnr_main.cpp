@@ -59,6 +59,7 @@ compress options:
   --latent N   --hidden N   --threshold T   --batch N   --lr X   --lr-decay F   --precision f16|f32
   --range-weighting on|off (weight each block's loss by its value range; default on)
   --importance F           share of each MLP's training draws made by its blocks' running error (0 = uniform)
+  --capacity-by-error A    blocks share MLPs by weight RMS^A: hard blocks get MLPs of fewer blocks (0 = equal counts)
   quality modes (an error-bounded correction on top of the network; ecnr info shows the mode and what it reached):
   --max-error E | --rel-error e   every voxel within E (absolute) or e x the data range, on every decoder path
   --target-psnr P                 at least P dB (lands in [P, P+1]), the fewest bytes the modes find
@@ -340,6 +341,8 @@ EncoderSettings settingsFrom(const Args& a) {
   }
   if (a.has("--fine-tune")) s.fineTuneFraction = parseNumber(a.get("--fine-tune"), "--fine-tune");
   if (a.has("--fine-tune-lr")) s.fineTuneLr = float(parseNumber(a.get("--fine-tune-lr"), "--fine-tune-lr"));
+  if (a.has("--capacity-by-error"))
+    s.capacityByError = parseNumber(a.get("--capacity-by-error"), "--capacity-by-error");
   if (a.has("--quant-aware")) s.quantAwareFraction = parseNumber(a.get("--quant-aware"), "--quant-aware");
   if (a.has("--target-ratio")) s.targetRatio = parseNumber(a.get("--target-ratio"), "--target-ratio");
   applyQualityOptions(a, s);

@@ -288,6 +288,39 @@ int pickCluster(const float* d, const std::vector<int64_t>& sizes, int64_t floor
   throw Error("uniformizeClusters: no cluster has room left");  // unreachable: k * ceil(n/k) >= n
 }
 
+/// The weighted lines 11-15: the nearest cluster the point fits in (load + w <= capacity), else the nearest whose
+/// load is below capacity + maxWeight - w (one always is: the loads placed so far sum to less than k capacity).
+int pickClusterByWeight(const float* d, const std::vector<double>& loads, double w, double capacity, double maxWeight) {
+  for (double limit : {capacity - w, capacity + maxWeight - w}) {
+    int best = -1;
+    for (int j = 0; j < int(loads.size()); ++j)
+      if (loads[size_t(j)] <= limit && (best < 0 || d[j] < d[best])) best = j;
+    if (best >= 0) return best;
+  }
+  throw Error("uniformizeClustersByWeight: no cluster has room left");  // unreachable, see above
+}
+
+/// Gives every empty cluster the point nearest to its centroid among the clusters of two or more points.
+void fillEmptyClusters(const float* points, int64_t n, int dim, const std::vector<float>& centroids, int k,
+                       std::vector<int>& labels) {
+  std::vector<int64_t> sizes(size_t(k), 0);
+  for (int l : labels) ++sizes[size_t(l)];
+  for (int j = 0; j < k; ++j) {
+    if (sizes[size_t(j)] > 0) continue;
+    int64_t best = -1;
+    float bestD = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (sizes[size_t(labels[size_t(i)])] < 2) continue;
+      const float dd = squaredDistance(points + i * dim, centroids.data() + int64_t(j) * dim, dim);
+      if (best < 0 || dd < bestD) best = i, bestD = dd;
+    }
+    if (best < 0) throw Error("uniformizeClustersByWeight: fewer points than clusters");
+    --sizes[size_t(labels[size_t(best)])];
+    labels[size_t(best)] = j;
+    sizes[size_t(j)] = 1;
+  }
+}
+
 /// Algorithm 1, lines 7-10: max_j D[i][j] - min_j D[i][j] for one distance row.
 float gain(const float* d, int k) {
   const auto mm = std::minmax_element(d, d + k);
@@ -321,8 +354,13 @@ KMeansResult kmeans(const std::vector<float>& points, int64_t n, int dim, int k,
 namespace detail {
 
 std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
-                                    const std::vector<float>& centroids, int k, int64_t maxStoredDistances) {
+                                    const std::vector<float>& centroids, int k, int64_t maxStoredDistances,
+                                    const std::vector<float>& weights) {
   checkShape(points, n, dim, k, "uniformizeClusters");
+  if (!weights.empty() && int64_t(weights.size()) != n)
+    throw Error("uniformizeClustersByWeight: " + std::to_string(weights.size()) + " weights for " + std::to_string(n) + " points");
+  for (float w : weights)
+    if (!(w >= 0 && std::isfinite(w))) throw Error("uniformizeClustersByWeight: a weight is negative or not finite");
   if (int64_t(centroids.size()) / k < dim)
     throw Error("uniformizeClusters: " + std::to_string(centroids.size()) + " values cannot hold " +
                 std::to_string(k) + " centroids of dimension " + std::to_string(dim));
@@ -348,17 +386,24 @@ std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n,
   // Lines 11-15, starting from empty clusters since every point is (re)assigned.
   const int64_t floorSize = n / k, ceilSize = (n + k - 1) / k;
   std::vector<int64_t> sizes(size_t(k), 0);
+  std::vector<double> loads(size_t(k), 0.0);
+  double total = 0, maxWeight = 0;
+  for (float w : weights) total += w, maxWeight = std::max(maxWeight, double(w));
+  const double capacity = total / double(k);
   std::vector<int> labels(static_cast<size_t>(n));
   const auto place = [&](int64_t i, const float* d) {
-    const int j = pickCluster(d, sizes, floorSize, ceilSize);
+    const int j = weights.empty() ? pickCluster(d, sizes, floorSize, ceilSize)
+                                  : pickClusterByWeight(d, loads, weights[size_t(i)], capacity, maxWeight);
     labels[size_t(i)] = j;
     ++sizes[size_t(j)];
+    if (!weights.empty()) loads[size_t(j)] += weights[size_t(i)];
   };
   if (store) {
     for (int64_t i : order) place(i, matrix.data() + i * k);
   } else {
     visitDistanceRows(kernel, points.data(), dim, order, place);
   }
+  if (!weights.empty()) fillEmptyClusters(points.data(), n, dim, centroids, k, labels);
   return labels;
 }
 
@@ -367,6 +412,11 @@ std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n,
 std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
                                     const std::vector<float>& centroids, int k) {
   return detail::uniformizeClusters(points, n, dim, centroids, k, kMaxStoredDistances);
+}
+
+std::vector<int> uniformizeClustersByWeight(const std::vector<float>& points, int64_t n, int dim,
+                                            const std::vector<float>& centroids, int k, const std::vector<float>& weights) {
+  return detail::uniformizeClusters(points, n, dim, centroids, k, kMaxStoredDistances, weights);
 }
 
 std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int dim, int blocksPerMlp,
@@ -378,6 +428,11 @@ std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int
 
 std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
                                     uint64_t seed, int* mlpCount) {
+  return assignBlocksByWeight(features, n, dim, mlps, seed, {}, mlpCount);
+}
+
+std::vector<int> assignBlocksByWeight(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
+                                      uint64_t seed, const std::vector<float>& weights, int* mlpCount) {
   if (n < 0) throw Error("assignBlocks: negative block count " + std::to_string(n));
   if (mlpCount) *mlpCount = 0;
   if (n == 0) return {};
@@ -388,7 +443,7 @@ std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t 
   std::vector<int> labels;
   if (!largeAssignment(n, k)) {
     const KMeansResult km = kmeans(features, n, dim, int(k), kIterations, seed);
-    labels = uniformizeClusters(features, n, dim, km.centroids, int(k));
+    labels = uniformizeClustersByWeight(features, n, dim, km.centroids, int(k), weights);
   } else {
     // Two levels: about sqrt(k) groups of equal size (k-means + Algorithm 1), then each group's blocks clustered
     // into its share of the MLPs the same way. The cost per iteration is n (k1 + k / k1) distances instead of
@@ -398,18 +453,28 @@ std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t 
     const std::vector<int> group = uniformizeClusters(features, n, dim, top.centroids, k1);
     std::vector<std::vector<int64_t>> members(static_cast<size_t>(k1));
     for (int64_t i = 0; i < n; ++i) members[size_t(group[size_t(i)])].push_back(i);
-    // MLPs per group in proportion to its blocks (largest remainders), at least one, never more than its blocks.
+    // MLPs per group in proportion to its blocks (or weights; largest remainders), at least one, never more than
+    // its blocks.
+    std::vector<double> groupWeight(static_cast<size_t>(k1), 0.0);
+    double allWeight = 0;
+    for (int g = 0; g < k1; ++g) {
+      for (int64_t i : members[size_t(g)]) groupWeight[size_t(g)] += weights.empty() ? 1.0 : double(weights[size_t(i)]);
+      allWeight += groupWeight[size_t(g)];
+    }
     std::vector<int64_t> share(static_cast<size_t>(k1));
     std::vector<std::pair<double, int>> remainder;
     int64_t given = 0;
     for (int g = 0; g < k1; ++g) {
-      const double exact = double(k) * double(members[size_t(g)].size()) / double(n);
+      const double exact = allWeight > 0 ? double(k) * groupWeight[size_t(g)] / allWeight
+                                         : double(k) * double(members[size_t(g)].size()) / double(n);
       share[size_t(g)] = std::clamp<int64_t>(int64_t(exact), 1, int64_t(members[size_t(g)].size()));
       given += share[size_t(g)];
       remainder.push_back({exact - double(share[size_t(g)]), g});
     }
     std::stable_sort(remainder.begin(), remainder.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (size_t r = 0; given < k && r < remainder.size(); ++r) {
+    // Round after round (a weighted share can exceed a group's blocks, and what it could not take goes to the
+    // others); the groups hold n >= k blocks, so this ends.
+    for (size_t r = 0; given < k; r = (r + 1) % remainder.size()) {
       const int g = remainder[r].second;
       if (share[size_t(g)] < int64_t(members[size_t(g)].size())) ++share[size_t(g)], ++given;
     }
@@ -423,7 +488,9 @@ std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t 
         std::copy_n(features.data() + m[i] * dim, dim, sub.data() + i * size_t(dim));
       const int kg = int(share[size_t(g)]);
       const KMeansResult km = kmeans(sub, int64_t(m.size()), dim, kg, kIterations, seed + uint64_t(g) + 1);
-      const std::vector<int> local = uniformizeClusters(sub, int64_t(m.size()), dim, km.centroids, kg);
+      std::vector<float> subWeights;
+      for (int64_t i : weights.empty() ? std::vector<int64_t>{} : m) subWeights.push_back(weights[size_t(i)]);
+      const std::vector<int> local = uniformizeClustersByWeight(sub, int64_t(m.size()), dim, km.centroids, kg, subWeights);
       for (size_t i = 0; i < m.size(); ++i) labels[size_t(m[i])] = int(offset) + local[i];
       offset += kg;
     }

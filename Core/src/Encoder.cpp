@@ -169,6 +169,30 @@ std::vector<float> rangeWeights(const std::vector<BlockRecord>& blocks) {
   return w;
 }
 
+// Capacity where the error is (issue 10): each block's weight in the assignment (assignBlocksByWeight), its RMS
+// about its mean in the scale's units (the training values are normalized to the block's range) to the power
+// `exponent`, so that hard blocks share an MLP with fewer others.
+std::vector<float> difficultyWeights(const TrainingSet& set, const std::vector<BlockRecord>& blocks, double exponent) {
+  std::vector<float> w;
+  const int64_t V = set.voxelsPerBlock();
+  const int bx = set.blockDims[0], by = set.blockDims[1];
+  for (int64_t b = 0; b < set.blockCount(); ++b) {
+    const auto& v = set.validDims[size_t(b)];
+    double sum = 0, squares = 0;
+    for (int z = 0; z < v[2]; ++z)
+      for (int y = 0; y < v[1]; ++y)
+        for (int x = 0; x < v[0]; ++x) {
+          const double val = set.value(b * V + x + int64_t(bx) * (y + int64_t(by) * z));
+          sum += val, squares += val * val;
+        }
+    const double count = double(v[0]) * v[1] * v[2], mean = sum / count;
+    const double range = double(blocks[size_t(b)].maxValue) - blocks[size_t(b)].minValue;
+    const double rms = std::sqrt(std::max(0.0, squares / count - mean * mean)) * range / 2;
+    w.push_back(float(std::pow(rms, exponent)));
+  }
+  return w;
+}
+
 // PSNR in the encoder's normalized units (range 2) from a sum of squared errors over n values.
 double psnrOfSquares(double se, double n) {
   const double mse = se / n;
@@ -403,7 +427,10 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     std::vector<float> pooled;
     if (n > 0 && (set.voxelsPerBlock() > maxFeatures || set.half())) pooled = poolFeatures(set, maxFeatures, &features);
     const std::vector<float>& feat = pooled.empty() ? set.values : pooled;
-    set.mlpOfBlock = assignBlocksToMlps(feat, n, std::max(1, features), mlpsWanted, r.s.seed + uint64_t(p), &set.mlpCount);
+    const std::vector<float> weights =
+        r.s.capacityByError > 0 ? difficultyWeights(set, scale.blocks, r.s.capacityByError) : std::vector<float>{};
+    set.mlpOfBlock =
+        assignBlocksByWeight(feat, n, std::max(1, features), mlpsWanted, r.s.seed + uint64_t(p), weights, &set.mlpCount);
     pooled = std::vector<float>();
     for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
     TrainOptions o;

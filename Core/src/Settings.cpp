@@ -110,6 +110,7 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
     throw Error("the codebook rate slope must be in [0, 100]");
   if (in.codebookRateGroups < 0 || in.codebookRateGroups > 7) throw Error("codebook rate groups must be in [0, 7]");
   if (!(in.fineTuneFraction >= 0 && in.fineTuneFraction <= 10)) throw Error("fine-tune fraction must be in [0, 10]");
+  if (!(in.capacityByError >= 0 && in.capacityByError <= 4)) throw Error("capacity-by-error exponent must be in [0, 4]");
   if (!(in.quantAwareFraction >= 0 && in.quantAwareFraction <= 1))
     throw Error("quantization-aware fraction must be in [0, 1]");
   if (in.quantAwareFraction > 0 && (in.quantBits <= 0 || in.localQuantization))

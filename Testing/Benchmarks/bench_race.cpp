@@ -37,6 +37,7 @@ struct Variant {
   std::string idea;  ///< what it tries (the issue's list), for the table
   std::function<EncoderSettings()> settings;
   std::string base;  ///< the variant it changes one knob of ("default", or "codebook-size" for earlier ideas)
+  bool deblock = false;  ///< the decode goes through the border blending below (bench-side, see deblock())
 };
 
 EncoderSettings fromDefault(const std::function<void(EncoderSettings&)>& edit) {
@@ -69,6 +70,8 @@ const std::vector<Variant>& variants() {
        ""},
       {"default", "the default preset: weight codebooks sized by rate (`--codebook-rate 1`)",
        [] { return presetSettings("default"); }, ""},
+      {"default-seed2", "the default at another seed (`--seed 2`): how far one seed's rows move",
+       [] { return fromDefault([](S& s) { s.seed = 2; }); }, "default"},
       {"codebook-size", "the previous default: codebooks sized by their group alone (`--codebook-rate 0`)",
        [] { return fromSizeDefault([](S&) {}); }, "default"},
       {"codebook-rate-all", "rate: biases' and latent codes' codebooks sized by rate too",
@@ -93,6 +96,10 @@ const std::vector<Variant>& variants() {
        [] { return fromDefault([](S& s) { s.importance = 0.5f; }); }, "default"},
       {"quant-aware", "rate-aware training: the last quarter of the epochs at codebook-rounded weights (`--quant-aware 0.25`)",
        [] { return fromDefault([](S& s) { s.quantAwareFraction = 0.25; }); }, "default"},
+      {"deblock", "boundary: blending at block faces, 3 taps per axis fitted by least squares (bench-side, 18 bytes counted)",
+       [] { return presetSettings("default"); }, "default", true},
+      {"capacity-by-error", "capacity: blocks share MLPs by their RMS, hard blocks in MLPs of fewer (`--capacity-by-error 1`)",
+       [] { return fromDefault([](S& s) { s.capacityByError = 1; }); }, "default"},
       {"coarse-capacity",
        "capacity: blocks per MLP 2/4/16 (series: half of 4/8/16 at the coarse scales; static: 2-4x of 1/2/4)",
        [] { return fromDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "default"},
@@ -106,13 +113,61 @@ const Variant& findVariant(const std::string& name) {
   throw Error("unknown variant '" + name + "' (ecnr_bench_race list)");
 }
 
+// The boundary idea measured before building it into the codec: a deblocking filter at the faces of the finest
+// blocks. Across a face between voxels p - 1 and p of an axis, with the jump d = v[p] - v[p-1], it moves
+// v[p-1-j] by +a_j d and v[p+j] by -a_j d (j < kDeblockTaps); the taps of each axis are fitted by least squares
+// against the original, axes in turn (x, y, z), as an encoder would before storing them: 9 half floats, which the
+// race counts in the archive's bytes. The reader's piece decoding would need a margin of 3 voxels across faces.
+constexpr int kDeblockTaps = 3;
+constexpr double kDeblockBytes = 3 * kDeblockTaps * 2;
+
+void deblock(const Field& orig, Field& dec, const std::array<int, 3>& block) {
+  const Dims4& d = dec.dims;
+  const std::array<int64_t, 4> n{d.x, d.y, d.z, d.t}, stride{1, d.x, d.x * d.y, d.x * d.y * d.z};
+  for (int a = 0; a < 3; ++a) {
+    std::vector<int64_t> faces;  // first voxel index past each face, with room for the taps on both sides
+    for (int64_t p = block[size_t(a)]; p < n[size_t(a)]; p += block[size_t(a)])
+      if (p >= kDeblockTaps && p + kDeblockTaps <= n[size_t(a)]) faces.push_back(p);
+    if (faces.empty()) continue;
+    // Every voxel of a face plane: the index with coordinate a at 0.
+    std::vector<int64_t> plane;
+    for (int64_t t = 0; t < n[3]; ++t)
+      for (int64_t z = 0; z < (a == 2 ? 1 : n[2]); ++z)
+        for (int64_t y = 0; y < (a == 1 ? 1 : n[1]); ++y)
+          for (int64_t x = 0; x < (a == 0 ? 1 : n[0]); ++x) plane.push_back(x + stride[1] * y + stride[2] * z + stride[3] * t);
+    const int64_t s = stride[size_t(a)];
+    std::array<double, kDeblockTaps> num{}, den{};
+    for (int64_t p : faces)
+      for (int64_t base : plane) {
+        const int64_t at = base + p * s;
+        const double jump = double(dec.values[size_t(at)]) - dec.values[size_t(at - s)];
+        for (int j = 0; j < kDeblockTaps; ++j) {
+          const size_t l = size_t(at - (1 + j) * s), r = size_t(at + j * s);
+          num[size_t(j)] += jump * ((double(orig.values[l]) - dec.values[l]) - (double(orig.values[r]) - dec.values[r]));
+          den[size_t(j)] += 2 * jump * jump;
+        }
+      }
+    std::array<float, kDeblockTaps> tap{};
+    for (int j = 0; j < kDeblockTaps; ++j) tap[size_t(j)] = den[size_t(j)] > 0 ? float(num[size_t(j)] / den[size_t(j)]) : 0.0f;
+    for (int64_t p : faces)
+      for (int64_t base : plane) {
+        const int64_t at = base + p * s;
+        const float jump = dec.values[size_t(at)] - dec.values[size_t(at - s)];
+        for (int j = 0; j < kDeblockTaps; ++j) {
+          dec.values[size_t(at - (1 + j) * s)] += tap[size_t(j)] * jump;
+          dec.values[size_t(at + j * s)] -= tap[size_t(j)] * jump;
+        }
+      }
+  }
+}
+
 struct Point {
   std::array<int, 3> block{};
   double bytes = 0, ratio = 0, psnr = 0, seconds = 0;
   bool cnn = false;
 };
 
-Point encodeOnce(const Field& f, const GridMeta& meta, EncoderSettings s, const std::array<int, 3>& block) {
+Point encodeOnce(const Field& f, const GridMeta& meta, EncoderSettings s, const std::array<int, 3>& block, bool blend) {
   s.blockDims = block;
   Timer t;
   const Model m = encode(f, meta, s, Progress());
@@ -121,9 +176,11 @@ Point encodeOnce(const Field& f, const GridMeta& meta, EncoderSettings s, const 
   const std::vector<uint8_t> bytes = serializeArchive({m});
   const std::vector<Model> back = parseArchive(bytes.data(), bytes.size());
   p.block = block;
-  p.bytes = double(bytes.size());
+  p.bytes = double(bytes.size()) + (blend ? kDeblockBytes : 0.0);
   p.ratio = double(f.dims.count()) * 4.0 / p.bytes;
-  p.psnr = compareFields(f, Decoder(back[0]).decodeAll()).psnr;
+  Field decoded = Decoder(back[0]).decodeAll();
+  if (blend) deblock(f, decoded, block);
+  p.psnr = compareFields(f, decoded).psnr;
   p.cnn = summarizeArchive(bytes.data(), bytes.size()).bytes.cnn > 0;
   return p;
 }
@@ -185,7 +242,7 @@ void race(const Dataset& d, DatasetSetup& ds, const Variant& v, const std::strin
   auto measure = [&](int edge) {
     for (const auto& q : pts)
       if (q.second.block == blockOfEdge(edge, ds.field.dims)) return;  // clipped to the same block
-    const Point p = encodeOnce(ds.field, ds.meta, s, blockOfEdge(edge, ds.field.dims));
+    const Point p = encodeOnce(ds.field, ds.meta, s, blockOfEdge(edge, ds.field.dims), v.deblock);
     std::cerr << d.name << " / " << v.name << ": block " << edge << ": CR " << p.ratio << ", PSNR " << p.psnr << " ("
               << p.seconds << " s)\n";
     pts.push_back({edge, p});

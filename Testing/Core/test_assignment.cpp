@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -361,4 +362,79 @@ TEST(AssignmentBlocks, EdgeCases) {
   EXPECT_EQ(std::set<int>(own.begin(), own.end()).size(), size_t(b.n));
 
   EXPECT_THROW(assignBlocks(b.points, b.n, b.dim, 0, 1, &mlps), Error);
+}
+
+// Capacity where the error is (issue 10): with equal weights the weighted uniformization is Algorithm 1 itself.
+TEST(AssignmentByWeight, EqualWeightsGiveAlgorithm1) {
+  for (int k : {3, 7, 10}) {
+    const Blobs b = makeBlobs({20, 31, 19}, 5, 40 + uint32_t(k));
+    const KMeansResult km = kmeans(b.points, b.n, b.dim, k, 25, 3);
+    EXPECT_EQ(uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, std::vector<float>(size_t(b.n), 2.5f)),
+              uniformizeClusters(b.points, b.n, b.dim, km.centroids, k))
+        << "k " << k;
+  }
+}
+
+// Heavy points share their cluster with fewer others; every cluster is used and none is loaded past its share
+// plus the largest weight; weights that are not one per point, negative or not finite are refused.
+TEST(AssignmentByWeight, HeavyPointsShareClustersWithFewer) {
+  const Blobs b = makeBlobs({50, 50, 50, 50}, 4, 11, 20.0f);  // blobs that overlap: clusters mix heavy and light
+  std::vector<float> w(size_t(b.n), 1.0f);
+  for (int64_t i = 0; i < b.n; i += 10) w[size_t(i)] = 10.0f;  // 20 heavy points
+  const int k = 20;
+  const KMeansResult km = kmeans(b.points, b.n, b.dim, k, 25, 5);
+  const std::vector<int> labels = uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, w);
+  const std::vector<int64_t> sizes = clusterSizes(labels, k);
+  std::vector<double> load(size_t(k), 0.0);
+  std::vector<bool> heavy(size_t(k), false);
+  for (int64_t i = 0; i < b.n; ++i) {
+    load[size_t(labels[size_t(i)])] += w[size_t(i)];
+    if (w[size_t(i)] > 1) heavy[size_t(labels[size_t(i)])] = true;
+  }
+  const double capacity = (180.0 + 200.0) / k;
+  double heavySize = 0, lightSize = 0;
+  int heavyCount = 0, lightCount = 0;
+  for (int j = 0; j < k; ++j) {
+    EXPECT_GE(sizes[size_t(j)], 1) << "cluster " << j;
+    EXPECT_LE(load[size_t(j)], capacity + 10.0) << "cluster " << j;
+    (heavy[size_t(j)] ? heavySize : lightSize) += double(sizes[size_t(j)]);
+    ++(heavy[size_t(j)] ? heavyCount : lightCount);
+  }
+  ASSERT_GT(heavyCount, 0);
+  ASSERT_GT(lightCount, 0);
+  EXPECT_LT(heavySize / heavyCount, lightSize / lightCount - 3.0);
+  EXPECT_EQ(uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, w), labels);
+
+  std::vector<float> bad = w;
+  bad[3] = -1.0f;
+  EXPECT_THROW(uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, bad), Error);
+  bad[3] = std::nanf("");
+  EXPECT_THROW(uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, bad), Error);
+  bad.pop_back();
+  EXPECT_THROW(uniformizeClustersByWeight(b.points, b.n, b.dim, km.centroids, k, bad), Error);
+}
+
+// The two-level path shares the MLPs out by weight: the heavy half of the blocks gets more of them.
+TEST(AssignmentByWeight, ALargeProblemGivesTheHeavyBlocksMoreMlps) {
+  const int64_t n = 20000, k = 13000;
+  ASSERT_TRUE(largeAssignment(n, k));
+  std::mt19937 rng(22);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  const int dim = 8;
+  std::vector<float> features(static_cast<size_t>(n * dim)), w(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const bool heavy = i % 2 == 0;
+    for (int d = 0; d < dim; ++d) features[size_t(i * dim + d)] = noise(rng) + (heavy ? 6.0f : -6.0f) * (d == 0);
+    w[size_t(i)] = heavy ? 4.0f : 1.0f;
+  }
+  int mlps = -1;
+  const std::vector<int> labels = assignBlocksByWeight(features, n, dim, k, 3, w, &mlps);
+  ASSERT_EQ(mlps, k);
+  const std::vector<int64_t> sizes = clusterSizes(labels, mlps);
+  std::set<int> heavyMlps;
+  for (int64_t i = 0; i < n; i += 2) heavyMlps.insert(labels[size_t(i)]);
+  for (int64_t size : sizes) EXPECT_GE(size, 1);
+  EXPECT_GT(double(heavyMlps.size()), 0.6 * double(k));
+  int again = -1;
+  EXPECT_EQ(assignBlocksByWeight(features, n, dim, k, 3, w, &again), labels);
 }

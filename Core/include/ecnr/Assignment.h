@@ -21,11 +21,20 @@ KMeansResult kmeans(const std::vector<float>& points, int64_t n, int dim, int k,
 std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
                                     const std::vector<float>& centroids, int k);
 
+/// Capacity where the error is (issue 10): Algorithm 1 with a weight per point (n values >= 0) instead of a count.
+/// Each cluster takes points up to a load of sum(weights) / k, so heavy (hard) points share a cluster with fewer
+/// others; a point that fits nowhere goes to its nearest cluster with load below that plus the largest weight.
+/// Every cluster gets at least one point (an empty one takes the point nearest to its centroid from a cluster of
+/// several). Empty weights: uniformizeClusters.
+std::vector<int> uniformizeClustersByWeight(const std::vector<float>& points, int64_t n, int dim,
+                                            const std::vector<float>& centroids, int k, const std::vector<float>& weights);
+
 namespace detail {
 /// uniformizeClusters with its memory cap exposed (the public one stores the n x k distance matrix only up to
 /// 1e8 entries and recomputes rows beyond that), so tests can drive the recomputing path on small inputs.
 std::vector<int> uniformizeClusters(const std::vector<float>& points, int64_t n, int dim,
-                                    const std::vector<float>& centroids, int k, int64_t maxStoredDistances);
+                                    const std::vector<float>& centroids, int k, int64_t maxStoredDistances,
+                                    const std::vector<float>& weights = {});
 }  // namespace detail
 
 /// The whole step: k = ceil(n / blocksPerMlp) MLPs, k-means then uniformization. Returns one MLP index per block.
@@ -37,6 +46,10 @@ std::vector<int> assignBlocks(const std::vector<float>& features, int64_t n, int
 /// share of the MLPs (sizes then differ by at most a few blocks).
 std::vector<int> assignBlocksToMlps(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
                                     uint64_t seed, int* mlpCount);
+/// The same with a weight per block (uniformizeClustersByWeight; the two-level split shares the MLPs out by the
+/// groups' weights). Empty weights: assignBlocksToMlps.
+std::vector<int> assignBlocksByWeight(const std::vector<float>& features, int64_t n, int dim, int64_t mlps,
+                                      uint64_t seed, const std::vector<float>& weights, int* mlpCount);
 
 /// blocks x MLPs above 5e7: one level of k-means would cost minutes to hours (n k distances of up to 512 values
 /// per iteration, 25 iterations); the encoder then also pools the block features harder (64 values, not 512).
