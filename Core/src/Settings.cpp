@@ -40,6 +40,7 @@ EncoderSettings presetSettings(const std::string& name) {
     s.quantizeRanges = false;
     s.cnnChannels = 32;
     s.codebookRateSlope = 0;  // codebooks of 2^8 entries, as the paper's
+    s.capacityByError = 0;    // Algorithm 1: equal blocks per MLP
   } else {
     throw Error("unknown preset '" + name + "' (expected fast, default, quality or paper)");
   }

@@ -312,6 +312,8 @@ TEST(PaperPreset, ResolvesToThePapersChoices) {
   const ResolvedSettings volume = resolveSettings(s, Dims4{64, 64, 64, 1});
   EXPECT_EQ(volume.blocksPerMlp, (std::vector<int>{1, 2, 4}));
   EXPECT_EQ(volume.pruneSparsity, (std::vector<double>{0.2, 0.3}));
+  EXPECT_EQ(s.capacityByError, 0.0) << "the paper's Algorithm 1 shares blocks by count";
+  EXPECT_GT(presetSettings("default").capacityByError, 0.0);
   EXPECT_EQ(resolveSettings(presetSettings("default"), Dims4{64, 64, 64, 16}).blocksPerMlp,
             (std::vector<int>{4, 8, 16}));
   EXPECT_THROW(presetSettings("papr"), Error);
@@ -502,5 +504,52 @@ TEST(QuantAware, BothTrainersEncodeDecodableArchives) {
   EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
   s.quantAwareFraction = 0.5;
   s.localQuantization = true;
+  EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
+}
+
+// Capacity where the error is, through the encoder: on a series whose right half is rough and left half nearly
+// flat, the finest scale's MLPs that fit rough blocks hold fewer blocks than those that fit flat ones (with equal
+// counts they hold the same), and the archive decodes.
+TEST(CapacityByError, RoughBlocksGetMlpsOfFewerBlocks) {
+  Field f(Dims4{32, 32, 16, 4});
+  for (int64_t t = 0; t < 4; ++t)
+    for (int64_t z = 0; z < 16; ++z)
+      for (int64_t y = 0; y < 32; ++y)
+        for (int64_t x = 0; x < 32; ++x)
+          f.at(x, y, z, t) = x < 16 ? 0.01f * std::sin(0.1f * float(x + y + t))
+                                    : std::sin(1.3f * x + 0.7f * y * (1 + t % 2)) * std::cos(0.9f * z + 0.4f * x * y);
+  EncoderSettings s = presetSettings("fast");
+  s.blockDims = {8, 8, 8};
+  s.epochs = {2, 2, 2};
+  s.threshold = 0;
+  s.boundaryCnn = false;
+  s.threads = 2;
+  s.verbose = false;
+  for (double exponent : {0.0, 1.0}) {
+    s.capacityByError = exponent;
+    const Model m = encode(f, GridMeta{}, s, Progress());
+    const ScaleModel& fine = m.scales.back();
+    std::vector<int> size(size_t(fine.mlpCount), 0);
+    for (const BlockRecord& b : fine.blocks) ++size[size_t(b.mlp)];
+    // The mean size of the MLP a block is fitted by, over the rough blocks and over the flat ones.
+    const int64_t bx = fine.blockGrid()[0];
+    double roughSize = 0, flatSize = 0;
+    int roughBlocks = 0, flatBlocks = 0;
+    for (const BlockRecord& b : fine.blocks) {
+      const bool rough = int64_t(b.block) % bx >= bx / 2;
+      (rough ? roughSize : flatSize) += size[size_t(b.mlp)];
+      ++(rough ? roughBlocks : flatBlocks);
+    }
+    ASSERT_GT(roughBlocks, 0);
+    ASSERT_GT(flatBlocks, 0);
+    const double ratio = (flatSize / flatBlocks) / (roughSize / roughBlocks);
+    if (exponent == 0) EXPECT_NEAR(ratio, 1.0, 0.2);
+    else EXPECT_GT(ratio, 1.5);
+    std::printf("exponent %.0f: a rough block's MLP fits %.1f blocks, a flat one's %.1f (%d MLPs)\n", exponent,
+                roughSize / roughBlocks, flatSize / flatBlocks, fine.mlpCount);
+    const std::vector<uint8_t> bytes = serializeArchive({m});
+    EXPECT_GT(compareFields(f, Decoder(parseArchive(bytes.data(), bytes.size())[0]).decodeAll()).psnr, 10.0);
+  }
+  s.capacityByError = -1;
   EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
 }
