@@ -440,6 +440,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     o.weightDecay = r.s.weightDecay;
     o.lrDecayFactor = r.s.lrDecayFactor;
     o.importance = r.s.importance;
+    o.epochOfEqualShare = !weights.empty();
     o.seed = r.s.seed * 1000003ULL + uint64_t(p);
     o.threads = r.s.threads;
     o.device = r.s.device;

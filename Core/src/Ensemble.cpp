@@ -275,7 +275,13 @@ int64_t stepsPerEpochOf(const TrainingSet& set, const TrainOptions& o) {
     const auto& v = set.validDims[size_t(i)];
     voxelsPerMlp[size_t(set.mlpOfBlock[size_t(i)])] += int64_t(v[0]) * v[1] * v[2];
   }
-  const int64_t most = *std::max_element(voxelsPerMlp.begin(), voxelsPerMlp.end());
+  int64_t most = *std::max_element(voxelsPerMlp.begin(), voxelsPerMlp.end());
+  if (o.epochOfEqualShare) {
+    const int64_t n = set.blockCount(), k = set.mlpCount;
+    int64_t all = 0;
+    for (int64_t v : voxelsPerMlp) all += v;
+    most = (((n + k - 1) / k) * all + n - 1) / n;
+  }
   return std::max<int64_t>(1, (most + o.batchPerMlp - 1) / o.batchPerMlp);
 }
 

@@ -46,18 +46,10 @@ EncoderSettings fromDefault(const std::function<void(EncoderSettings&)>& edit) {
   return s;
 }
 
-// The default before capacity by error (issue 10): blocks share MLPs by count. The ideas raced before that change
-// are changes of it (or of the one before), so their rows stay what they measured.
-EncoderSettings fromEqualDefault(const std::function<void(EncoderSettings&)>& edit) {
-  return fromDefault([&](EncoderSettings& s) {
-    s.capacityByError = 0;
-    edit(s);
-  });
-}
-
-// The default before the rate-aware codebooks: codebooks sized by their group alone (and blocks by count).
+// The default before the rate-aware codebooks (issue 10): codebooks sized by their group alone. The ideas raced
+// before that change are changes of it, so their rows stay what they measured.
 EncoderSettings fromSizeDefault(const std::function<void(EncoderSettings&)>& edit) {
-  return fromEqualDefault([&](EncoderSettings& s) {
+  return fromDefault([&](EncoderSettings& s) {
     s.codebookRateSlope = 0;
     edit(s);
   });
@@ -76,22 +68,20 @@ const std::vector<Variant>& variants() {
          return s;
        },
        ""},
-      {"default", "the default preset: blocks share MLPs by their RMS (`--capacity-by-error 1`), codebooks by rate",
+      {"default", "the default preset: weight codebooks sized by rate (`--codebook-rate 1`)",
        [] { return presetSettings("default"); }, ""},
-      {"capacity-equal", "the previous default: blocks share MLPs by count (Algorithm 1, `--capacity-by-error 0`)",
-       [] { return fromEqualDefault([](S&) {}); }, "default"},
-      {"seed2", "capacity-equal at another seed (`--seed 2`): how far one seed's rows move",
-       [] { return fromEqualDefault([](S& s) { s.seed = 2; }); }, "capacity-equal"},
-      {"codebook-size", "the default before: codebooks sized by their group alone (`--codebook-rate 0`)",
-       [] { return fromSizeDefault([](S&) {}); }, "capacity-equal"},
+      {"default-seed2", "the default at another seed (`--seed 2`): how far one seed's rows move",
+       [] { return fromDefault([](S& s) { s.seed = 2; }); }, "default"},
+      {"codebook-size", "the previous default: codebooks sized by their group alone (`--codebook-rate 0`)",
+       [] { return fromSizeDefault([](S&) {}); }, "default"},
       {"codebook-rate-all", "rate: biases' and latent codes' codebooks sized by rate too",
-       [] { return fromEqualDefault([](S& s) { s.codebookRateGroups = kRateAll; }); }, "capacity-equal"},
+       [] { return fromDefault([](S& s) { s.codebookRateGroups = kRateAll; }); }, "default"},
       {"latent-f16", "latent codes as float16 instead of 8-bit shared values",
        [] { return fromSizeDefault([](S& s) { s.latentBits = 0; }); }, "codebook-size"},
       {"latent-16", "larger latent codes: 16 per block",
        [] { return fromSizeDefault([](S& s) { s.latentDim = 16; }); }, "codebook-size"},
       {"latent-4", "smaller latent codes: 4 per block",
-       [] { return fromEqualDefault([](S& s) { s.latentDim = 4; }); }, "capacity-equal"},
+       [] { return fromDefault([](S& s) { s.latentDim = 4; }); }, "default"},
       {"bits-7", "rate: 7-bit shared weights and biases (128 values per layer) instead of 8",
        [] { return fromSizeDefault([](S& s) { s.quantBits = 7, s.biasBits = 7; }); }, "codebook-size"},
       {"bits-6", "rate: 6-bit shared weights and biases (64 values per layer) instead of 8",
@@ -103,14 +93,16 @@ const std::vector<Variant>& variants() {
       {"hidden-32", "capacity per MLP: 32 neurons per sine layer instead of 24 (the same blocks per MLP)",
        [] { return fromSizeDefault([](S& s) { s.hidden = 32; }); }, "codebook-size"},
       {"importance", "importance sampling: half of each MLP's draws by its blocks' running RMS error",
-       [] { return fromEqualDefault([](S& s) { s.importance = 0.5f; }); }, "capacity-equal"},
+       [] { return fromDefault([](S& s) { s.importance = 0.5f; }); }, "default"},
       {"quant-aware", "rate-aware training: the last quarter of the epochs at codebook-rounded weights (`--quant-aware 0.25`)",
-       [] { return fromEqualDefault([](S& s) { s.quantAwareFraction = 0.25; }); }, "capacity-equal"},
+       [] { return fromDefault([](S& s) { s.quantAwareFraction = 0.25; }); }, "default"},
       {"deblock", "boundary: blending at block faces, 3 taps per axis fitted by least squares (bench-side, 18 bytes counted)",
-       [] { return fromEqualDefault([](S&) {}); }, "capacity-equal", true},
+       [] { return presetSettings("default"); }, "default", true},
+      {"capacity-by-error", "capacity: blocks share MLPs by their RMS, hard blocks in MLPs of fewer (`--capacity-by-error 1`, epochs of an equal share)",
+       [] { return fromDefault([](S& s) { s.capacityByError = 1; }); }, "default"},
       {"coarse-capacity",
        "capacity: blocks per MLP 2/4/16 (series: half of 4/8/16 at the coarse scales; static: 2-4x of 1/2/4)",
-       [] { return fromEqualDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "capacity-equal"},
+       [] { return fromDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "default"},
   };
   return v;
 }

@@ -73,6 +73,10 @@ struct TrainOptions {
   std::string trainer = "auto";
   /// Share of each MLP's block draws made by the blocks' running RMS error (kernels/BlockImportance.h); 0: uniform.
   float importance = 0;
+  /// An epoch is one pass over the largest MLP's voxels; with blocks shared out by weight (capacity by error) that
+  /// MLP can hold many times an equal share, so the epoch is then the steps of an equal share (ceil(blocks / MLPs)
+  /// blocks of the mean size): the same training as with equal counts.
+  bool epochOfEqualShare = false;
   DeepCompressionOptions deep;
   /// The ranks sharing this scale (nullptr: this process alone): each trains its share of the MLPs (fused trainer
   /// only) and every rank ends with the whole scale.

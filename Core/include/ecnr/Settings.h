@@ -36,9 +36,9 @@ struct EncoderSettings {
                                             ///< the paper uses 0.75, 0.5 measured +0.4 dB on the Gray-Scott series)
   float importance = 0;                     ///< share of each MLP's training draws made by its blocks' running RMS
                                             ///< error, the samples weighted to keep the MSE (0: uniform draws)
-  double capacityByError = 1;               ///< > 0: blocks share MLPs by weight, their RMS (scale units) to this
-                                            ///< power: hard blocks get MLPs of fewer blocks (0: equal counts, the
-                                            ///< paper's Algorithm 1; +0.5 dB in the race, BENCHMARKS.md)
+  double capacityByError = 0;               ///< > 0: blocks share MLPs by weight, their RMS (scale units) to this
+                                            ///< power: hard blocks get MLPs of fewer blocks; an epoch stays the
+                                            ///< steps of an equal share (0: equal counts, the paper's Algorithm 1)
   bool rangeWeightedLoss = true;            ///< weight each block's loss by its range^2 (see TrainingSet::lossWeight)
   WeightPrecision precision = WeightPrecision::Float16;
   double targetRatio = 80.0;                ///< used only to choose blockDims when they are 0
