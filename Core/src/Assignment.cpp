@@ -489,7 +489,8 @@ std::vector<int> assignBlocksByWeight(const std::vector<float>& features, int64_
       const int kg = int(share[size_t(g)]);
       const KMeansResult km = kmeans(sub, int64_t(m.size()), dim, kg, kIterations, seed + uint64_t(g) + 1);
       std::vector<float> subWeights;
-      for (int64_t i : weights.empty() ? std::vector<int64_t>{} : m) subWeights.push_back(weights[size_t(i)]);
+      if (!weights.empty())
+        for (int64_t i : m) subWeights.push_back(weights[size_t(i)]);
       const std::vector<int> local = uniformizeClustersByWeight(sub, int64_t(m.size()), dim, km.centroids, kg, subWeights);
       for (size_t i = 0; i < m.size(); ++i) labels[size_t(m[i])] = int(offset) + local[i];
       offset += kg;
