@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "LatentGrid.h"
 #include "SirenIsa.h"
 
 // The portable copy of the vector helpers (this file has no -m flags), for fastSin.
@@ -31,7 +32,7 @@ const IsaKernels& bestKernels() {
 // Per thread: the prepared weights, the coordinates of the block's valid voxels and the outputs.
 struct DecodeScratch {
   std::vector<float> w, coords, y, act;
-  std::array<int, 7> coordsKey{};  // block and valid dims, lanes of the coordinates in `coords`
+  std::array<int, 8> coordsKey{};  // block and valid dims, lanes and latent grid of the rows in `coords`
 };
 
 int padded(int h) { return (h + 7) / 8 * 8; }
@@ -75,28 +76,38 @@ float fastSin(float x) { return generic::sinPiFast(generic::Vec::set1(x * kInvPi
 void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims[3], const int validDims[3],
                     float* out) {
   const int H = v.hidden, S = v.sineLayers, Hp = padded(H);
-  if (H < 1 || Hp > 1024 || S < 1 || S > kMaxSineLayers || v.inDim < 3)
+  if (H < 1 || Hp > 1024 || S < 1 || S > kMaxSineLayers || v.inDim < 3 || v.latentGrid < 1 ||
+      v.latentGrid > kMaxLatentGrid)
     throw std::invalid_argument("evalSirenBlock: unsupported MLP shape");
+  const int corners = latentCorners(v.latentGrid), L = v.inDim - 3;
   const IsaKernels& k = activeKernels();
   thread_local DecodeScratch s;
-  // Weights: sine layers scaled by omega0 / pi, the latent part of layer 0 folded into its bias.
+  // Weights: sine layers scaled by omega0 / pi, the latent part of layer 0 folded into its bias (one code), or
+  // into one row per corner whose input is the corner's weight (a latent grid; the bias is then 0).
   const float scale = v.omega0 * kInvPi;
   const size_t hh = size_t(Hp) * size_t(Hp);
-  s.w.assign(size_t(4 * Hp) + size_t(S - 1) * (hh + size_t(Hp)) + size_t(Hp), 0.0f);
+  const int rows = corners == 1 ? 3 : 3 + corners;
+  s.w.assign(size_t((rows + 1) * Hp) + size_t(S - 1) * (hh + size_t(Hp)) + size_t(Hp), 0.0f);
   float* p = s.w.data();
   DecodeNet net;
   net.hidden = Hp;
   net.sineLayers = S;
+  net.inRows = rows;
   net.w0 = p;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < H; ++j) p[i * Hp + j] = scale * v.W[0][i * H + j];
-  p += 3 * Hp;
+  auto folded = [&](const float* code, float* to) {
+    for (int j = 0; j < H; ++j) {
+      float bias = v.b[0][j];
+      for (int q = 0; q < L; ++q) bias += code[q] * v.W[0][(3 + q) * H + j];
+      to[j] = scale * bias;
+    }
+  };
+  if (corners > 1)
+    for (int c = 0; c < corners; ++c) folded(latent + c * L, p + (3 + c) * Hp);
+  p += rows * Hp;
   net.b0 = p;
-  for (int j = 0; j < H; ++j) {
-    float bias = v.b[0][j];
-    for (int q = 0; q < v.inDim - 3; ++q) bias += latent[q] * v.W[0][(3 + q) * H + j];
-    p[j] = scale * bias;
-  }
+  if (corners == 1) folded(latent, p);
   p += Hp;
   for (int l = 1; l < S; ++l) {
     net.w[l] = p;
@@ -118,10 +129,10 @@ void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims
   const int count = vx * vy * vz;
   if (count <= 0) return;
   const int n = (count + k.lanes - 1) / k.lanes * k.lanes;
-  const std::array<int, 7> key{bx, by, bz, vx, vy, vz, k.lanes};
+  const std::array<int, 8> key{bx, by, bz, vx, vy, vz, k.lanes, v.latentGrid};
   if (key != s.coordsKey) {
     s.coordsKey = key;
-    s.coords.resize(size_t(3 * n));
+    s.coords.resize(size_t(rows) * size_t(n));
     float* cx = s.coords.data();
     float* cy = cx + n;
     float* cz = cy + n;
@@ -144,6 +155,13 @@ void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims
       cy[idx] = cy[count - 1];
       cz[idx] = cz[count - 1];
     }
+    if (corners > 1)
+      for (int i = 0; i < n; ++i) {
+        const float u[3] = {cx[i], cy[i], cz[i]};
+        float w[8] = {};
+        latentCornerWeights(v.latentGrid, u, w);
+        for (int c = 0; c < corners; ++c) s.coords[size_t(3 + c) * size_t(n) + size_t(i)] = w[c];
+      }
   }
   s.y.resize(size_t(n));
   s.act.resize(size_t(2 * Hp * k.lanes));

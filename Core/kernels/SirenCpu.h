@@ -15,12 +15,14 @@ struct SirenView {
   int hidden = 24;
   int sineLayers = 3;
   float omega0 = 30.0f;
+  int latentGrid = 1;  ///< 1: one latent code per block; 2: one per corner, interpolated (LatentGrid.h)
   const float* W[kMaxLayers] = {};
   const float* b[kMaxLayers] = {};
 };
 
 /// Writes the network output for every valid voxel (x < validDims[0], ...) of a block whose local coordinates
-/// span [-1, 1] over blockDims; padding voxels of `out` are left untouched. hidden <= 1024, sineLayers <= 16
+/// span [-1, 1] over blockDims; padding voxels of `out` are left untouched. latent: the block's code, or its
+/// corners' codes back to back (latentGrid 2). hidden <= 1024, sineLayers <= 16
 /// (the archive's limits; std::invalid_argument beyond).
 void evalSirenBlock(const SirenView& net, const float* latent, const int blockDims[3], const int validDims[3],
                     float* out);

@@ -15,7 +15,10 @@ constexpr int kMaxSineLayers = 16;
 struct DecodeNet {
   int hidden = 24;     ///< padded
   int sineLayers = 3;
-  const float* w0 = nullptr;  ///< 3 x hidden: the coordinate rows of layer 0
+  /// Input rows of layer 0: the 3 coordinates, then (a latent grid, LatentGrid.h) each corner's weight, whose
+  /// row of w0 holds that corner's code folded with the bias (the weights sum to 1, so b0 is then 0).
+  int inRows = 3;
+  const float* w0 = nullptr;  ///< inRows x hidden
   const float* b0 = nullptr;  ///< hidden
   const float* w[kMaxSineLayers] = {};  ///< layers 1..sineLayers-1: hidden x hidden, (in, out)
   const float* b[kMaxSineLayers] = {};
@@ -44,7 +47,8 @@ struct TrainNet {
 struct IsaKernels {
   const char* name;
   int lanes;  ///< floats per vector
-  /// y[v] for n voxels (n a multiple of lanes) whose local coordinates are coords[0..n), [n..2n), [2n..3n).
+  /// y[v] for n voxels (n a multiple of lanes) whose input rows (net.inRows: local coordinates, then corner
+  /// weights) are coords[0..n), [n..2n), ...
   void (*decode)(const DecodeNet& net, const float* coords, int n, float* y);
   /// Forward + backward over n samples (n a multiple of lanes): x is (inDim x n), sample s contributes
   /// scale[s] * (y - target)^2 to the returned loss; gradients are added to net.gw / net.gb and the input

@@ -47,7 +47,7 @@ void decode(const DecodeNet& net, const float* coords, int n, float* y) {
   for (int s0 = 0; s0 < n; s0 += L) {
     float* h = net.scratch;
     float* g = net.scratch + size_t(H) * L;
-    dense(net.w0, H, net.b0, 3, H, coords + s0, size_t(n), [&](int j, R a) { Vec::store(h + j * L, sinPiFast(a)); });
+    dense(net.w0, H, net.b0, net.inRows, H, coords + s0, size_t(n), [&](int j, R a) { Vec::store(h + j * L, sinPiFast(a)); });
     R out[2] = {Vec::set1(net.bOut), Vec::zero()};
     for (int l = 1; l < net.sineLayers; ++l) {
       if (l + 1 < net.sineLayers) {

@@ -28,6 +28,9 @@ struct FusedTrainProblem {
   // network: input 3 coords + latentDim, sineLayers sine layers of `hidden`, linear output
   int latentDim = 8, hidden = 24, sineLayers = 3;
   float omega0 = 30;
+  /// Latent codes per block: 1, or 2 for a code at each of the block's 8 corners, interpolated (LatentGrid.h).
+  /// A block's latent values are then corners x latentDim, corner-major.
+  int latentGrid = 1;
   // optimisation
   int64_t steps = 0;
   int batchPerMlp = 2048;
@@ -52,7 +55,7 @@ struct FusedTrainProblem {
 
 struct FusedTrainResult {
   std::vector<std::vector<float>> weights, biases;  ///< per layer: (mlp, in, out) and (mlp, out)
-  std::vector<float> latents;                       ///< blockCount * latentDim
+  std::vector<float> latents;                       ///< blockCount * corners * latentDim
   int64_t stepsDone = 0;
 };
 
@@ -61,7 +64,7 @@ struct FusedTrainResult {
 struct SharedParameters {
   std::vector<float> values;
   std::vector<std::vector<int32_t>> weightId, biasId;  ///< per layer
-  std::vector<int32_t> latentId;                       ///< blockCount * latentDim; empty = latents stay free
+  std::vector<int32_t> latentId;  ///< blockCount * corners * latentDim; empty = latents stay free
 };
 
 /// Quantization-aware training (issue 10): per layer, the sorted codebook each weight (and bias) is rounded to

@@ -87,6 +87,7 @@ void checkHeader(const Model& m, int64_t scaleCount, const std::string& where) {
                   std::to_string(hi) + "]");
   };
   inRange(s.latentDim, 0, kMaxLatentDim, "latent size");
+  inRange(s.latentGrid, 1, 2, "latent grid");
   inRange(s.hidden, 1, kMaxHidden, "hidden width");
   inRange(s.sineLayers, 1, kMaxSineLayers, "sine layer count");
   inRange(scaleCount, 1, kMaxScales, "scale count");
@@ -199,7 +200,7 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
         throw Error(at + ": " + what + " has " + std::to_string(actual) + " values, expected " +
                     std::to_string(expected));
     };
-    expectSize(s.latents.size(), int64_t(s.blocks.size()) * shape.latentDim, "latents");
+    expectSize(s.latents.size(), int64_t(s.blocks.size()) * shape.latentsPerBlock(), "latents");
     expectSize(s.weights.size(), shape.layerCount(), "weights (layers)");
     expectSize(s.biases.size(), shape.layerCount(), "biases (layers)");
     for (int l = 0; l < shape.layerCount(); ++l) {
@@ -228,7 +229,12 @@ std::vector<uint8_t> headerPayload(const Model& m) {
   w.f32(m.shape.omega0);
   w.u32(uint32_t(m.scaleCount()));
   w.string(m.preset);
+  if (m.shape.latentGrid != 1) w.u32(uint32_t(m.shape.latentGrid));  // version 4 (headerVersion)
   return std::move(w.bytes());
+}
+
+// The file version a Header needs: 4 for the latent grid field, else none of its own.
+uint32_t headerVersion(const Model& m) { return m.shape.latentGrid != 1 ? 4u : 0u;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -471,17 +477,20 @@ ResidualCorrection parseResidual(ByteReader& r, const Model& m, bool withStreams
 struct PendingSection {
   SectionInfo info;
   std::vector<uint8_t> payload;
+  uint32_t version = 0;  ///< the lowest file version whose readers understand this payload (0: any)
 };
 
 /// Prefix, table of contents and its checksum, then the payloads back to back in TOC order.
 std::vector<uint8_t> assemble(std::vector<PendingSection>& sections) {
   ByteWriter w;
   w.raw(kMagic, sizeof kMagic);
-  // Version 2 unless a correction is present (see kArchiveVersion): older readers keep reading the rest.
-  bool extended = false;
-  for (const PendingSection& s : sections)
-    extended |= s.info.type == SectionType::Residual || s.info.type == SectionType::Window;
-  w.u32(extended ? kArchiveVersion : 2u);
+  // The lowest version that holds these sections (see kArchiveVersion): older readers keep reading the rest.
+  uint32_t version = 2;
+  for (const PendingSection& s : sections) {
+    const bool extension = s.info.type == SectionType::Residual || s.info.type == SectionType::Window;
+    version = std::max({version, s.version, extension ? 3u : 2u});
+  }
+  w.u32(version);
   w.u32(uint32_t(sections.size()));
   uint64_t offset = kPrefixBytes + kTocEntryBytes * sections.size() + kTocCrcBytes;
   for (PendingSection& s : sections) {
@@ -624,7 +633,7 @@ Dims4 readDims(ByteReader& r) {
 }
 
 /// Header fields only; the caller checks the scale count against the table of contents.
-Model parseHeader(ByteReader& r, uint32_t& scaleCount) {
+Model parseHeader(ByteReader& r, uint32_t& scaleCount, uint32_t version) {
   Model m;
   m.meta.arrayName = r.string();
   m.dims = readDims(r);
@@ -642,6 +651,7 @@ Model parseHeader(ByteReader& r, uint32_t& scaleCount) {
   m.shape.omega0 = r.f32();
   scaleCount = r.u32();
   m.preset = r.string();
+  if (version >= 4) m.shape.latentGrid = toInt(r.u32());
   r.finish();
   checkHeader(m, scaleCount, "archive section '" + r.name() + "'");
   return m;
@@ -679,7 +689,7 @@ ScaleModel parseScaleV1(ByteReader& r, const Model& m) {
   }
   checkBlocks(s, where);
   const MlpShape& shape = m.shape;
-  r.values(s.latents, saturatingMul(blockCount, uint64_t(shape.latentDim)), s.precision);
+  r.values(s.latents, saturatingMul(blockCount, uint64_t(shape.latentsPerBlock())), s.precision);
   s.weights.resize(size_t(shape.layerCount()));
   s.biases.resize(size_t(shape.layerCount()));
   for (int l = 0; l < shape.layerCount(); ++l) {
@@ -847,7 +857,7 @@ ScaleModel parseScaleV2(ByteReader& r, const Model& m, ComponentBytes* bytes = n
   if (bytes) bytes->blockTable += r.position();
   uint64_t at = r.position();
   const MlpShape& shape = m.shape;
-  readGroup(r, s.latents, s.codebooks.latents, saturatingMul(blockCount, uint64_t(shape.latentDim)), 1, false,
+  readGroup(r, s.latents, s.codebooks.latents, saturatingMul(blockCount, uint64_t(shape.latentsPerBlock())), 1, false,
             s.precision, "latents", nullptr);
   if (bytes) bytes->latents += r.position() - at;
   GroupBytes acc{bytes ? &bytes->masks : nullptr, bytes ? &bytes->codebooks : nullptr,
@@ -889,7 +899,7 @@ void measureScale(ByteReader& r, const MlpShape& shape, ComponentBytes& bytes) {
   if (s.mlpCount < 0) r.fail("has an invalid MLP count");
   const uint64_t element = valueBytes(s.precision);
   const uint64_t table = saturatingMul(blockCount, kBlockRecordBytes);
-  const uint64_t latents = saturatingMul(saturatingMul(blockCount, uint64_t(shape.latentDim)), element);
+  const uint64_t latents = saturatingMul(saturatingMul(blockCount, uint64_t(shape.latentsPerBlock())), element);
   const uint64_t weights = saturatingMul(saturatingMul(uint64_t(s.mlpCount), uint64_t(shape.paramsPerMlp())), element);
   // Each term is checked on its own first so that their sum cannot overflow.
   const uint64_t left = r.remaining();
@@ -1020,7 +1030,7 @@ void addSections(std::vector<PendingSection>& sections, const std::vector<Model>
     const size_t a = firstIndex + k;
     const Model& m = arrays[k];
     checkArrayForWrite(m, arrays[0], uint32_t(a));
-    sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m)});
+    sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m), headerVersion(m)});
     for (int s = 0; s < m.scaleCount(); ++s)
       sections.push_back(
           {{SectionType::Scale, uint32_t(a), uint32_t(s), 0, 0, 0}, scalePayload(m.scales[size_t(s)], m.shape)});
@@ -1123,7 +1133,7 @@ std::vector<Model> parseArchive(const uint8_t* data, size_t size, int maxScales)
     verifyChecksum(data, *l.header);
     ByteReader header = openSection(data, *l.header);
     uint32_t scaleCount = 0;
-    Model m = parseHeader(header, scaleCount);
+    Model m = parseHeader(header, scaleCount, toc.version);
     if (scaleCount != l.scales.size())
       header.fail("declares " + std::to_string(scaleCount) + " scales but the archive has " +
                   std::to_string(l.scales.size()));
@@ -1201,7 +1211,7 @@ ArchiveSummary summarizeArchive(const uint8_t* data, size_t size) {
     verifyChecksum(data, *l.header);
     ByteReader header = openSection(data, *l.header);
     uint32_t scaleCount = 0;
-    const Model m = parseHeader(header, scaleCount);
+    const Model m = parseHeader(header, scaleCount, toc.version);
     ResidualCorrection c;
     if (l.residual) {
       verifyChecksum(data, *l.residual);

@@ -38,7 +38,7 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
   for (size_t i = first; i < last; ++i)
     if (!box || intersects(grid, s.blocks[i].block, *box)) todo.push_back(i);
   if (todo.empty()) return 0;
-  const int L = model.shape.latentDim;
+  const int L = model.shape.latentsPerBlock();
   // Blocks of one step are disjoint, so they can be added in parallel.
 #pragma omp parallel
   {

@@ -350,6 +350,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
   model.meta = meta;
   std::tie(model.dataMin, model.dataMax) = finiteRange(source);  // refuses NaN / Inf
   model.shape.latentDim = r.s.latentDim;
+  model.shape.latentGrid = r.s.latentGrid;
   model.shape.hidden = r.s.hidden;
   model.shape.sineLayers = r.s.sineLayers;
   model.shape.omega0 = r.s.omega0;

@@ -197,7 +197,7 @@ double spreadLoss(const TrainingSet& set, const MlpShape& shape, const ScaleMode
     const auto& v = set.validDims[size_t(b)];
     const int valid[3] = {v[0], v[1], v[2]};
     kernels::evalSirenBlock(mlpView(shape, s, uint32_t(set.mlpOfBlock[size_t(b)])),
-                            s.latents.data() + b * shape.latentDim, dims, valid, out.data());
+                            s.latents.data() + b * shape.latentsPerBlock(), dims, valid, out.data());
     double e = 0;
     for (int z = 0; z < valid[2]; ++z)
       for (int y = 0; y < valid[1]; ++y)
@@ -409,7 +409,7 @@ public:
       for (auto& layer : mine) layer = comm_.gather(layer);
     return mine;
   }
-  /// Latent codes (latentDim per block) back in the scale's block order.
+  /// Latent codes (latentDim values per block: MlpShape::latentsPerBlock) back in the scale's block order.
   std::vector<float> gatherLatents(std::vector<float> mine, int latentDim) const {
     if (!comm_.parallel()) return mine;
     const std::vector<float> all = comm_.gather(mine);
@@ -479,6 +479,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   pr.lossMlpCount = set.mlpCount;
   if (comm.parallel()) pr.reduceShared = [&](int64_t* g, size_t n) { comm.sum(g, n); };
   pr.latentDim = shape.latentDim;
+  pr.latentGrid = shape.latentGrid;
   pr.hidden = shape.hidden;
   pr.sineLayers = shape.sineLayers;
   pr.omega0 = shape.omega0;
@@ -527,7 +528,7 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
     stats.steps = r.stepsDone;
     out.weights = std::move(r.weights);
     out.biases = std::move(r.biases);
-    out.latents = slice.gatherLatents(std::move(r.latents), shape.latentDim);
+    out.latents = slice.gatherLatents(std::move(r.latents), shape.latentsPerBlock());
     stats.sparsity = candidateSparsity(masks, shape);
     if (d.bits > 0) {
       // The codebooks of the whole scale, computed alike on every rank; each fine-tunes through its own MLPs
@@ -535,11 +536,11 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
       const SharedTable table = quantizeScale(out, shape, quantizationFor(d, set, shape, out));
       if (sched.fineTuneSteps > 0) {
         tr.shareParameters({table.values, slice.localLayers(table.weightId), slice.localLayers(table.biasId),
-                            slice.localLatentIds(table.latentId, shape.latentDim)});
+                            slice.localLatentIds(table.latentId, shape.latentsPerBlock())});
         tr.run(sched.trainSteps, sched.allSteps());
         progress.checkCancel();
         applySharedValues(out, shape, table, tr.sharedValues());
-        if (table.latentId.empty()) out.latents = slice.gatherLatents(tr.result().latents, shape.latentDim);
+        if (table.latentId.empty()) out.latents = slice.gatherLatents(tr.result().latents, shape.latentsPerBlock());
         stats.lossAfterFineTune = stats.finalLoss;
         stats.steps = sched.allSteps();
       }
@@ -596,7 +597,12 @@ public:
   TorchTrainer(const TrainingSet& set, const MlpShape& shape, const TrainOptions& o, torch::Device dev)
       : shape_(shape), o_(o), dev_(dev), m_(set.mlpCount), net_(shape, set.mlpCount, dev), sampler_(set, o.batchPerMlp, o.importance),
         sched_(set, o) {
-    latents_ = torch::randn({set.blockCount(), int64_t(shape.latentDim)}).to(dev).set_requires_grad(true);
+    // A latent grid starts as one code per block, copied to each corner (as the fused trainer).
+    latents_ = torch::randn({set.blockCount(), 1, int64_t(shape.latentDim)})
+                   .expand({set.blockCount(), int64_t(shape.latentCorners()), int64_t(shape.latentDim)})
+                   .reshape({set.blockCount(), int64_t(shape.latentsPerBlock())})
+                   .to(dev)
+                   .set_requires_grad(true);
     std::vector<torch::Tensor> params = net_.W;
     params.insert(params.end(), net_.b.begin(), net_.b.end());
     params.push_back(latents_);
@@ -616,8 +622,8 @@ public:
       for (auto& g : adam_->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(sched_.lr(o_, step));
       if (shared_.defined()) gatherShared();
       auto [blk, coords, target] = sampler_.draw();
-      auto lat = latents_.index_select(0, blk.to(dev_)).view({m_, o_.batchPerMlp, shape_.latentDim});
-      auto y = net_.forward(torch::cat({coords.to(dev_), lat}, 2)).squeeze(2);
+      auto x = coords.to(dev_);
+      auto y = net_.forward(torch::cat({x, codesAt(blk.to(dev_), x)}, 2)).squeeze(2);
       auto w = sampler_.sampleWeights(blk);
       auto err = (y - target.to(dev_)).square();
       sampler_.observe(blk, err);
@@ -698,6 +704,20 @@ private:
   static std::vector<float> toVector(const torch::Tensor& t) {
     auto c = t.detach().to(torch::kCPU).contiguous();
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  // Each sample's latent code: its block's, or (a latent grid) its block's corner codes weighted as
+  // kernels/latentCornerWeights does at the sample's local coordinates x (m, batch, 3).
+  torch::Tensor codesAt(const torch::Tensor& blk, const torch::Tensor& x) const {
+    const int64_t L = shape_.latentDim, corners = shape_.latentCorners();
+    auto rows = latents_.index_select(0, blk).view({m_, o_.batchPerMlp, corners, L});
+    if (corners == 1) return rows.squeeze(2);
+    const auto hi = (x + 1) * 0.5, lo = 1 - hi;
+    std::vector<torch::Tensor> w;
+    for (int c = 0; c < corners; ++c) {
+      auto f = [&](int a) { return ((c >> a) & 1 ? hi : lo).select(2, a); };
+      w.push_back(f(0) * f(1) * f(2));
+    }
+    return (torch::stack(w, 2).unsqueeze(3) * rows).sum(2);
   }
   void applyMasks() {
     torch::NoGradGuard g;

@@ -52,7 +52,7 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, 
   const uint64_t choosing = chooseBlocks ? add(mul(levels, 2), mul(step, 5)) : 0;
 
   // The scale loop; the largest scale dominates but every one is evaluated.
-  const MlpShape shape{r.s.latentDim, r.s.hidden, r.s.sineLayers, r.s.omega0};
+  const MlpShape shape{r.s.latentDim, r.s.hidden, r.s.sineLayers, r.s.omega0, r.s.latentGrid};
   const uint64_t blockVoxels = uint64_t(r.blockDims[0]) * uint64_t(r.blockDims[1]) * uint64_t(r.blockDims[2]);
   const uint64_t batch = uint64_t(std::max(1, r.s.batchPerMlp));
   uint64_t loop = 0;
@@ -79,7 +79,7 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, 
     bytes = add(bytes, mul(mul(mlps, features), kFloat));
     // Training: parameters and latents with gradient and two Adam moments; activations of one step (forward
     // values, sine outputs and their gradients per layer, for the input and every hidden layer).
-    const uint64_t params = add(mul(mlps, uint64_t(shape.paramsPerMlp())), mul(blocks, uint64_t(shape.latentDim)));
+    const uint64_t params = add(mul(mlps, uint64_t(shape.paramsPerMlp())), mul(blocks, uint64_t(shape.latentsPerBlock())));
     bytes = add(bytes, mul(params, 4 * kFloat));
     // LibTorch holds every MLP's batch at once; the fused CPU trainer (the default on the CPU for shapes it
     // supports: SirenTrainCpu.h) one sub-batch per thread.

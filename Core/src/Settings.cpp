@@ -84,6 +84,8 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   validateDims(dims);
   if (in.scales < 1 || in.scales > 8) throw Error("scales must be in [1, 8]");
   if (in.latentDim < 0 || in.latentDim > 256) throw Error("latent size must be in [0, 256]");
+  if (in.latentGrid != 1 && in.latentGrid != 2)
+    throw Error("latent grid must be 1 (a code per block) or 2 (a code per block corner)");
   if (in.hidden < 1 || in.hidden > 1024) throw Error("hidden width must be in [1, 1024]");
   if (in.sineLayers < 1 || in.sineLayers > 16) throw Error("sine layers must be in [1, 16]");
   if (!(in.threshold >= 0)) throw Error("threshold must be >= 0");

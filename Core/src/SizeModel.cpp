@@ -19,6 +19,7 @@ namespace {
 MlpShape shapeOf(const ResolvedSettings& r) {
   MlpShape shape;
   shape.latentDim = r.s.latentDim;
+  shape.latentGrid = r.s.latentGrid;
   shape.hidden = r.s.hidden;
   shape.sineLayers = r.s.sineLayers;
   return shape;
@@ -47,10 +48,10 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
         fixed += double(codebookSize(m * group, 1 << r.s.quantBits, bias == 1, r.s.valuesPerSharedWeight)) * valueBytes;
       }
     const double latentBytes = r.s.latentBits > 0 ? 0.9 * r.s.latentBits / 8.0 : valueBytes;
-    perBlock = 3.5 + shape.latentDim * latentBytes;
+    perBlock = 3.5 + shape.latentsPerBlock() * latentBytes;
   } else {
     perMlp = maskBits / 8.0 + kept * valueBytes;
-    perBlock = kBlockRecordBytes + shape.latentDim * valueBytes;
+    perBlock = kBlockRecordBytes + shape.latentsPerBlock() * valueBytes;
   }
   return int64_t(fixed + double(m) * perMlp + double(n) * perBlock);
 }

@@ -218,8 +218,9 @@ std::vector<RawSection> splitSections(const std::vector<uint8_t>& bytes) {
   return out;
 }
 
-/// Lays sections out as docs/ARCHIVE.md describes, with correct checksums.
-std::vector<uint8_t> assemble(const std::vector<RawSection>& sections, uint32_t version = kArchiveVersion) {
+/// Lays sections out as docs/ARCHIVE.md describes, with correct checksums. Version 3: the newest whose Header is
+/// the one the library writes without a latent grid (version 4 adds a field to it).
+std::vector<uint8_t> assemble(const std::vector<RawSection>& sections, uint32_t version = 3) {
   std::vector<uint8_t> out{'E', 'C', 'N', 'R', 0x89, '\r', '\n', 0x1A};
   putLE(out, version, 4);
   putLE(out, sections.size(), 4);

@@ -122,6 +122,59 @@ TEST(Kernels, FusedDecoderMatchesDoubleReferenceOnEveryInstructionSet) {
   }
 }
 
+// A latent grid (issue 10): the code at each voxel is its block's 8 corner codes interpolated trilinearly. The
+// decoder folds each corner's code into a row of layer 0; against the double reference fed the interpolated code.
+TEST(Kernels, LatentGridDecoderMatchesInterpolatedReference) {
+  MlpShape shape{4, 20, 2, 30.0f};
+  shape.latentGrid = 2;
+  const ScaleModel s = sirenScale(shape, 2, 29);
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nrm;
+  std::vector<float> corners(size_t(shape.latentsPerBlock()));
+  for (float& v : corners) v = nrm(rng);
+  const int bd[3] = {9, 6, 5}, valid[3] = {7, 6, 5};
+  IsaGuard guard;
+  for (kernels::Isa isa : kAllIsas) {
+    if (!kernels::forceIsa(isa)) continue;
+    std::vector<float> out(9 * 6 * 5, 1234.0f);
+    kernels::evalSirenBlock(mlpView(shape, s, 1), corners.data(), bd, valid, out.data());
+    double worst = 0;
+    for (int z = 0; z < bd[2]; ++z)
+      for (int y = 0; y < bd[1]; ++y)
+        for (int x = 0; x < bd[0]; ++x) {
+          const float got = out[size_t((z * bd[1] + y) * bd[0] + x)];
+          if (x >= valid[0]) {
+            ASSERT_EQ(got, 1234.0f) << "padding voxel written";
+            continue;
+          }
+          const double u[3] = {2.0 * x / (bd[0] - 1) - 1, 2.0 * y / (bd[1] - 1) - 1, 2.0 * z / (bd[2] - 1) - 1};
+          std::vector<double> in(u, u + 3);
+          for (int q = 0; q < shape.latentDim; ++q) {
+            double code = 0;
+            for (int c = 0; c < 8; ++c) {
+              double w = 1;
+              for (int a = 0; a < 3; ++a) w *= (c >> a) & 1 ? 0.5 * (1 + u[a]) : 0.5 * (1 - u[a]);
+              code += w * corners[size_t(c * shape.latentDim + q)];
+            }
+            in.push_back(code);
+          }
+          worst = std::max(worst, std::fabs(double(got) - referenceMlp(s, shape, 1, in)));
+        }
+    EXPECT_LT(worst, 1e-5) << kernels::activeKernels().name;
+  }
+  // At a corner voxel the code is that corner's alone: the same output as one code per block equal to it.
+  MlpShape one = shape;
+  one.latentGrid = 1;
+  const int c = 5;  // +x, -y, +z
+  std::vector<float> single(corners.begin() + c * shape.latentDim, corners.begin() + (c + 1) * shape.latentDim);
+  std::vector<float> a(9 * 6 * 5), b(9 * 6 * 5);
+  kernels::evalSirenBlock(mlpView(shape, s, 0), corners.data(), bd, bd, a.data());
+  kernels::evalSirenBlock(mlpView(one, s, 0), single.data(), bd, bd, b.data());
+  const size_t at = size_t((4 * bd[1] + 0) * bd[0] + 8);
+  EXPECT_NEAR(a[at], b[at], 1e-6);
+  EXPECT_GT(std::fabs(a[0] - b[0]), 1e-4) << "the far corner should see another code";
+}
+
 TEST(Kernels, FusedDecoderMatchesLibTorchForward) {
   // The decoder's kernel against the LibTorch batched forward (the training path) on the same voxels.
   const MlpShape shape;

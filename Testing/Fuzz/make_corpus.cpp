@@ -56,7 +56,7 @@ std::vector<uint8_t> withExtensionSection(const std::vector<uint8_t>& archive) {
   const std::vector<uint8_t> extra{'t', 'h', 'u', 'm', 'b'};
   const size_t n = s.sections.size() + 1;
   std::vector<uint8_t> out{archive.begin(), archive.begin() + 8};
-  putLE(out, kArchiveVersion, 4);
+  putLE(out, s.version, 4);  // the archive's own: its Header layout depends on it
   putLE(out, n, 4);
   uint64_t offset = 16 + 32 * n + 4;
   auto entry = [&](uint32_t type, uint32_t array, uint32_t scale, const uint8_t* p, uint64_t length) {
@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
     psnr.mode = QualityMode::Psnr;
     psnr.targetPsnr = 60;
     save("target-psnr", serializeArchive({encode(wave(Dims4{9, 7, 5, 3}, 0.9f), GridMeta{}, psnr, Progress())}));
+    // A latent grid (version 4: the Header's latent grid field).
+    EncoderSettings grid = tiny(2, WeightPrecision::Float16);
+    grid.latentGrid = 2;
+    save("latent-grid", serializeArchive({encode(wave(Dims4{8, 8, 8, 2}, 0.8f), GridMeta{}, grid, Progress())}));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ecnr_make_corpus: %s\n", e.what());
     return 1;

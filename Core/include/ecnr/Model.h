@@ -20,8 +20,13 @@ struct MlpShape {
   int hidden = 24;
   int sineLayers = 3;
   float omega0 = 30.0f;
+  /// 1: one latent code per block (the paper); 2: a code at each of the block's 8 corners, trilinearly
+  /// interpolated at each voxel (kernels/LatentGrid.h; issue 10's coarse feature grid).
+  int latentGrid = 1;
 
   int inputDim() const { return 3 + latentDim; }
+  int latentCorners() const { return latentGrid == 2 ? 8 : 1; }
+  int latentsPerBlock() const { return latentCorners() * latentDim; }  ///< stored values, corner-major
   int layerCount() const { return sineLayers + 1; }
   int fanIn(int layer) const { return layer == 0 ? inputDim() : hidden; }
   int fanOut(int layer) const { return layer == sineLayers ? 1 : hidden; }
@@ -63,7 +68,7 @@ struct ScaleModel {
   std::array<int, 3> blockDims{};    ///< the same at every scale
   int mlpCount = 0;
   std::vector<BlockRecord> blocks;   ///< sorted by (t, block); latent slot = position in this vector
-  std::vector<float> latents;        ///< blocks.size() * latentDim
+  std::vector<float> latents;        ///< blocks.size() * shape.latentsPerBlock()
   /// weights[l]: mlpCount * fanIn(l) * fanOut(l), laid out (mlp, in, out); biases[l]: mlpCount * fanOut(l)
   std::vector<std::vector<float>> weights;
   std::vector<std::vector<float>> biases;

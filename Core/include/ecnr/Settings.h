@@ -25,6 +25,7 @@ struct EncoderSettings {
                                             ///< ratio and PSNR modes size the network to the MLP, not to b_i's steps
   std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
   int latentDim = 8;
+  int latentGrid = 1;                       ///< 2: a latent code at each block corner, interpolated (MlpShape)
   int hidden = 24;
   int sineLayers = 3;
   float omega0 = 30.0f;
