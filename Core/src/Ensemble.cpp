@@ -409,15 +409,15 @@ public:
       for (auto& layer : mine) layer = comm_.gather(layer);
     return mine;
   }
-  /// Latent codes (latentDim values per block: MlpShape::latentsPerBlock) back in the scale's block order.
-  std::vector<float> gatherLatents(std::vector<float> mine, int latentDim) const {
+  /// Latent codes (perBlock values per block: MlpShape::latentsPerBlock) back in the scale's block order.
+  std::vector<float> gatherLatents(std::vector<float> mine, int perBlock) const {
     if (!comm_.parallel()) return mine;
     const std::vector<float> all = comm_.gather(mine);
-    std::vector<float> out(size_t(global_.blockCount()) * size_t(latentDim));
+    std::vector<float> out(size_t(global_.blockCount()) * size_t(perBlock));
     size_t k = 0;
     for (const auto& blocks : blocksOf_)
       for (int64_t b : blocks)
-        for (int i = 0; i < latentDim; ++i) out[size_t(b) * size_t(latentDim) + size_t(i)] = all[k++];
+        for (int i = 0; i < perBlock; ++i) out[size_t(b) * size_t(perBlock) + size_t(i)] = all[k++];
     return out;
   }
   std::vector<double> gatherMlpLoss(const std::vector<double>& mine) const {
@@ -435,11 +435,11 @@ public:
     }
     return mine;
   }
-  std::vector<int32_t> localLatentIds(const std::vector<int32_t>& all, int latentDim) const {
+  std::vector<int32_t> localLatentIds(const std::vector<int32_t>& all, int perBlock) const {
     if (!comm_.parallel() || all.empty()) return all;
     std::vector<int32_t> mine;
     for (int64_t b : blocksOf_[size_t(comm_.rank())])
-      mine.insert(mine.end(), all.begin() + b * latentDim, all.begin() + (b + 1) * latentDim);
+      mine.insert(mine.end(), all.begin() + b * perBlock, all.begin() + (b + 1) * perBlock);
     return mine;
   }
 

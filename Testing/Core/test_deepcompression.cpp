@@ -57,6 +57,20 @@ TrainingSet smallSet(int blocks, int mlps) {
   return set;
 }
 
+// The fused trainer's problem over a training set (valid: its valid dims, flattened; must outlive the problem).
+kernels::FusedTrainProblem problemOf(const TrainingSet& set, std::vector<int>& valid) {
+  valid.clear();
+  for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
+  kernels::FusedTrainProblem pr;
+  for (int a = 0; a < 3; ++a) pr.blockDims[a] = set.blockDims[size_t(a)];
+  pr.blockCount = set.blockCount();
+  pr.validDims = valid.data();
+  pr.values = set.values.data();
+  pr.mlpOfBlock = set.mlpOfBlock.data();
+  pr.mlpCount = set.mlpCount;
+  return pr;
+}
+
 ScaleModel tableFor(const TrainingSet& set) {
   ScaleModel out;
   for (int64_t b = 0; b < set.blockCount(); ++b)
@@ -442,14 +456,7 @@ TEST(QuantAware, EveryStepRunsAtTheCodebookRoundedParameters) {
   TrainingSet set = smallSet(4, 2);
   std::fill(set.values.begin(), set.values.end(), 0.5f);
   std::vector<int> valid;
-  for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
-  kernels::FusedTrainProblem pr;
-  for (int a = 0; a < 3; ++a) pr.blockDims[a] = set.blockDims[size_t(a)];
-  pr.blockCount = set.blockCount();
-  pr.validDims = valid.data();
-  pr.values = set.values.data();
-  pr.mlpOfBlock = set.mlpOfBlock.data();
-  pr.mlpCount = set.mlpCount;
+  kernels::FusedTrainProblem pr = problemOf(set, valid);
   pr.steps = 12;
   pr.batchPerMlp = 256;
   pr.threads = 1;
@@ -513,14 +520,7 @@ TEST(QuantAware, BothTrainersEncodeDecodableArchives) {
 TEST(LatentGrid, BothTrainersFitEveryCornerAndTheArchiveKeepsTheGrid) {
   TrainingSet set = smallSet(4, 2);
   std::vector<int> valid;
-  for (const auto& v : set.validDims) valid.insert(valid.end(), {v[0], v[1], v[2]});
-  kernels::FusedTrainProblem pr;
-  for (int a = 0; a < 3; ++a) pr.blockDims[a] = set.blockDims[size_t(a)];
-  pr.blockCount = set.blockCount();
-  pr.validDims = valid.data();
-  pr.values = set.values.data();
-  pr.mlpOfBlock = set.mlpOfBlock.data();
-  pr.mlpCount = set.mlpCount;
+  kernels::FusedTrainProblem pr = problemOf(set, valid);
   pr.latentDim = 3;
   pr.latentGrid = 2;
   pr.steps = 20;
