@@ -61,6 +61,7 @@ compress options:
   --importance F           share of each MLP's training draws made by its blocks' running error (0 = uniform)
   --capacity-by-error A    blocks share MLPs by weight RMS^A: hard blocks get MLPs of fewer blocks (0 = equal counts)
   --latent-grid 1|2        2: a latent code at each block corner, interpolated across the block (8x the codes)
+  --code-steps W           a block's latent code shared by W steps of its scale, time an input of the MLP (1 = per step)
   quality modes (an error-bounded correction on top of the network; ecnr info shows the mode and what it reached):
   --max-error E | --rel-error e   every voxel within E (absolute) or e x the data range, on every decoder path
   --target-psnr P                 at least P dB (lands in [P, P+1]), the fewest bytes the modes find
@@ -311,6 +312,7 @@ EncoderSettings settingsFrom(const Args& a) {
   if (a.has("--epochs")) s.epochs = parseInts(a.get("--epochs"), "--epochs");
   if (a.has("--latent")) s.latentDim = int(parseNumber(a.get("--latent"), "--latent"));
   if (a.has("--latent-grid")) s.latentGrid = int(parseNumber(a.get("--latent-grid"), "--latent-grid"));
+  if (a.has("--code-steps")) s.codeSteps = int(parseNumber(a.get("--code-steps"), "--code-steps"));
   if (a.has("--hidden")) s.hidden = int(parseNumber(a.get("--hidden"), "--hidden"));
   if (a.has("--threshold")) s.threshold = float(parseNumber(a.get("--threshold"), "--threshold"));
   if (a.has("--batch")) s.batchPerMlp = int(parseNumber(a.get("--batch"), "--batch"));
@@ -620,7 +622,9 @@ int cmdInfo(const Args& a) {
     if (windowed) std::cout << ", time window of steps " << m.firstStep << "-" << m.firstStep + m.dims.t - 1;
     std::cout << ": dims " << m.dims.str() << ", range [" << m.dataMin << ", "
               << m.dataMax << "], MLP " << m.shape.sineLayers << "x" << m.shape.hidden << " sine + linear, latent "
-              << m.shape.latentDim << (m.shape.latentGrid == 2 ? " at each block corner" : "") << ", omega0 " << m.shape.omega0 << ", " << modelMemoryBytes(m)
+              << m.shape.latentDim << (m.shape.latentGrid == 2 ? " at each block corner" : "");
+    if (m.shape.codeSteps > 1) std::cout << " shared by " << m.shape.codeSteps << " steps (time an input)";
+    std::cout << ", omega0 " << m.shape.omega0 << ", " << modelMemoryBytes(m)
               << " bytes in memory when read\n";
     const size_t index = size_t(&m - arrays.data());
     if (index < sum.quality.size() && sum.quality[index].mode != QualityMode::Expert) {

@@ -74,16 +74,17 @@ bool forceIsa(Isa isa) {
 float fastSin(float x) { return generic::sinPiFast(generic::Vec::set1(x * kInvPi))[0]; }
 
 void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims[3], const int validDims[3],
-                    float* out) {
+                    float* out, float time) {
   const int H = v.hidden, S = v.sineLayers, Hp = padded(H);
-  if (H < 1 || Hp > 1024 || S < 1 || S > kMaxSineLayers || v.inDim < 3 || v.latentGrid < 1 ||
-      v.latentGrid > kMaxLatentGrid)
+  const int L = v.inDim - 3 - v.timeInputs;
+  if (H < 1 || Hp > 1024 || S < 1 || S > kMaxSineLayers || L < 0 || v.timeInputs < 0 || v.timeInputs > 1 ||
+      v.latentGrid < 1 || v.latentGrid > kMaxLatentGrid)
     throw std::invalid_argument("evalSirenBlock: unsupported MLP shape");
-  const int corners = latentCorners(v.latentGrid), L = v.inDim - 3;
+  const int corners = latentCorners(v.latentGrid);
   const IsaKernels& k = activeKernels();
   thread_local DecodeScratch s;
-  // Weights: sine layers scaled by omega0 / pi, the latent part of layer 0 folded into its bias (one code), or
-  // into one row per corner whose input is the corner's weight (a latent grid; the bias is then 0).
+  // Weights: sine layers scaled by omega0 / pi, the latent (and time) part of layer 0 folded into its bias (one
+  // code), or into one row per corner whose input is the corner's weight (a latent grid; the bias is then 0).
   const float scale = v.omega0 * kInvPi;
   const size_t hh = size_t(Hp) * size_t(Hp);
   const int rows = corners == 1 ? 3 : 3 + corners;
@@ -100,6 +101,7 @@ void evalSirenBlock(const SirenView& v, const float* latent, const int blockDims
     for (int j = 0; j < H; ++j) {
       float bias = v.b[0][j];
       for (int q = 0; q < L; ++q) bias += code[q] * v.W[0][(3 + q) * H + j];
+      if (v.timeInputs) bias += time * v.W[0][(3 + L) * H + j];
       to[j] = scale * bias;
     }
   };

@@ -16,16 +16,17 @@ struct SirenView {
   int sineLayers = 3;
   float omega0 = 30.0f;
   int latentGrid = 1;  ///< 1: one latent code per block; 2: one per corner, interpolated (LatentGrid.h)
+  int timeInputs = 0;  ///< 1: the last input is the block's time (shared codes, MlpShape::codeSteps)
   const float* W[kMaxLayers] = {};
   const float* b[kMaxLayers] = {};
 };
 
 /// Writes the network output for every valid voxel (x < validDims[0], ...) of a block whose local coordinates
 /// span [-1, 1] over blockDims; padding voxels of `out` are left untouched. latent: the block's code, or its
-/// corners' codes back to back (latentGrid 2). hidden <= 1024, sineLayers <= 16
-/// (the archive's limits; std::invalid_argument beyond).
+/// corners' codes back to back (latentGrid 2); time: the time input, when the net has one. hidden <= 1024,
+/// sineLayers <= 16 (the archive's limits; std::invalid_argument beyond).
 void evalSirenBlock(const SirenView& net, const float* latent, const int blockDims[3], const int validDims[3],
-                    float* out);
+                    float* out, float time = 0.0f);
 
 /// The decoder's sine, scalar: |sin(x) - fastSin(x)| < 1e-6 + 2 ulp(x) (the second term is the rounding of x / pi,
 /// the same order as the rounding of x itself; the kernels fold 1 / pi into the weights instead).

@@ -29,7 +29,8 @@ struct Layout {
   std::vector<size_t> wOff, bOff;
   size_t total = 0;
 
-  Layout(int latentDim, int hidden, int sineLayers) : D(3 + latentDim), H(hidden), Hp((hidden + 7) / 8 * 8), S(sineLayers) {
+  Layout(int latentDim, int hidden, int sineLayers, int timeInputs = 0)
+      : D(3 + latentDim + timeInputs), H(hidden), Hp((hidden + 7) / 8 * 8), S(sineLayers) {
     for (int l = 0; l <= S; ++l) {
       fanIn.push_back(l == 0 ? D : Hp);
       fanOut.push_back(l == S ? 1 : Hp);
@@ -131,6 +132,8 @@ struct Rng {
 
 struct MlpState {
   std::vector<int64_t> blocks;  // global block ids
+  std::vector<int64_t> codes;   // global latent code ids, in order of first use
+  std::vector<int> codeOf;      // per block: its code's position in `codes`
   std::vector<float> p, m, v;   // parameters (padded layout) and Adam moments
   std::vector<float> lat, latM, latV;
   std::vector<uint8_t> mask;    // padded layout, 0 = pruned; empty = nothing pruned
@@ -198,6 +201,7 @@ struct FusedTrainer::Impl {
   const IsaKernels& k;
   int m, Ld;
   int corners, LB;  // latent codes per block (LatentGrid.h) and latent values per block
+  int64_t codeCount;  // latent codes of the problem (blocks, or shared codes)
   int64_t V;
   float sampleScale;
   int threads;
@@ -213,8 +217,9 @@ struct FusedTrainer::Impl {
   ForwardCodebooks books;  // quantization-aware training: the codebooks of the forward pass (empty: float)
 
   explicit Impl(const FusedTrainProblem& p)
-      : pr(p), lay(p.latentDim, p.hidden, p.sineLayers), k(activeKernels()), m(p.mlpCount), Ld(p.latentDim),
-        corners(latentCorners(p.latentGrid)), LB(corners * p.latentDim),
+      : pr(p), lay(p.latentDim, p.hidden, p.sineLayers, p.timeOfBlock ? 1 : 0), k(activeKernels()), m(p.mlpCount),
+        Ld(p.latentDim), corners(latentCorners(p.latentGrid)), LB(corners * p.latentDim),
+        codeCount(p.codeOfBlock ? p.codeCount : p.blockCount),
         V(int64_t(p.blockDims[0]) * p.blockDims[1] * p.blockDims[2]),
         sampleScale(1.0f / (float(p.lossMlpCount > 0 ? p.lossMlpCount : p.mlpCount) * float(p.batchPerMlp))),
         // No more threads than MLPs: an idle thread would only spin at the end of each round.
@@ -231,6 +236,7 @@ struct FusedTrainer::Impl {
   void initialise() {
     mlps.resize(size_t(m));
     for (int64_t bI = 0; bI < pr.blockCount; ++bI) mlps[size_t(pr.mlpOfBlock[bI])].blocks.push_back(bI);
+    assignCodes();
     for (int q = 0; q < m; ++q) {
       MlpState& st = mlps[size_t(q)];
       if (st.blocks.empty()) throw std::invalid_argument("fused trainer: an MLP has no block");
@@ -248,8 +254,8 @@ struct FusedTrainer::Impl {
       st.v.assign(lay.total, 0.0f);
       // A latent grid starts as one code per block (each corner a copy): the grid then learns only the variation
       // that pays, from the network one code would have (random corners trained 1.3-2.4 dB worse on the Gray-Scott race).
-      st.lat.resize(st.blocks.size() * size_t(LB));
-      for (size_t b = 0; b < st.blocks.size(); ++b) {
+      st.lat.resize(st.codes.size() * size_t(LB));
+      for (size_t b = 0; b < st.codes.size(); ++b) {
         float* code = st.lat.data() + b * size_t(LB);
         for (int i = 0; i < Ld; ++i) code[i] = st.rng.normal();
         for (int c = 1; c < corners; ++c) std::copy(code, code + Ld, code + c * Ld);
@@ -257,6 +263,26 @@ struct FusedTrainer::Impl {
       st.latM.assign(st.lat.size(), 0.0f);
       st.latV.assign(st.lat.size(), 0.0f);
       if (pr.importance > 0) st.importance.reset(st.blocks.size(), std::min(pr.importance, 0.9f));
+    }
+  }
+
+  // Each MLP's latent codes: its blocks' own, or the shared ones they use (each code belongs to one MLP).
+  void assignCodes() {
+    std::vector<int> owner(size_t(codeCount), -1), local(size_t(codeCount), 0);
+    for (int q = 0; q < m; ++q) {
+      MlpState& st = mlps[size_t(q)];
+      for (int64_t b : st.blocks) {
+        const int64_t c = pr.codeOfBlock ? pr.codeOfBlock[b] : b;
+        if (c < 0 || c >= codeCount) throw std::invalid_argument("fused trainer: latent code id out of range");
+        if (owner[size_t(c)] < 0) {
+          owner[size_t(c)] = q;
+          local[size_t(c)] = int(st.codes.size());
+          st.codes.push_back(c);
+        } else if (owner[size_t(c)] != q) {
+          throw std::invalid_argument("fused trainer: blocks that share a latent code must share an MLP");
+        }
+        st.codeOf.push_back(local[size_t(c)]);
+      }
     }
   }
 
@@ -297,7 +323,7 @@ struct FusedTrainer::Impl {
     prepare(lay, books.any() ? rounded(st.p, sc) : st.p.data(), pr.omega0, sc, net);
     const size_t nbk = st.blocks.size();
     const bool byImportance = pr.importance > 0 && nbk > 1;
-    sc.latGrad.assign(nbk * size_t(LB), 0.0f);
+    sc.latGrad.assign(st.codes.size() * size_t(LB), 0.0f);
     double loss = 0;
     for (int s0 = 0; s0 < pr.batchPerMlp; s0 += kSubBatch) {
       const int n = std::min(kSubBatch, pr.batchPerMlp - s0), np = (n + k.lanes - 1) / k.lanes * k.lanes;
@@ -316,7 +342,8 @@ struct FusedTrainer::Impl {
           const int len = pr.blockDims[a];
           sc.x[size_t(a * np + s)] = len > 1 ? float(c[a]) * (2.0f / float(len - 1)) - 1.0f : 0.0f;
         }
-        const float* lat = st.lat.data() + size_t(li) * size_t(LB);
+        if (pr.timeOfBlock) sc.x[size_t((3 + Ld) * np + s)] = pr.timeOfBlock[blk];
+        const float* lat = st.lat.data() + size_t(st.codeOf[size_t(li)]) * size_t(LB);
         if (corners == 1) {
           for (int i = 0; i < Ld; ++i) sc.x[size_t((3 + i) * np + s)] = lat[i];
         } else {  // the code at this voxel: its corners' codes, interpolated
@@ -338,7 +365,7 @@ struct FusedTrainer::Impl {
       loss += runBatch(k, net, np, sc);
       if (byImportance) observeErrors(st, net, n, np, sc);
       for (int s = 0; s < n; ++s) {
-        float* g = sc.latGrad.data() + size_t(sc.local[size_t(s)]) * size_t(LB);
+        float* g = sc.latGrad.data() + size_t(st.codeOf[size_t(sc.local[size_t(s)])]) * size_t(LB);
         if (corners == 1) {
           for (int i = 0; i < Ld; ++i) g[i] += sc.dLatent[size_t(i * np + s)];
           continue;
@@ -481,7 +508,7 @@ void FusedTrainer::shareParameters(const SharedParameters& s) {
     if (v < -1 || v >= n) throw std::invalid_argument("fused trainer: shared id out of range");
     return v;
   };
-  if (!s.latentId.empty() && s.latentId.size() != size_t(I.pr.blockCount) * size_t(I.LB))
+  if (!s.latentId.empty() && s.latentId.size() != size_t(I.codeCount) * size_t(I.LB))
     throw std::invalid_argument("fused trainer: latent id count mismatch");
   for (int l = 0; l <= lay.S; ++l)
     if (s.weightId[size_t(l)].size() != size_t(I.m * lay.realIn(l) * lay.realOut(l)) ||
@@ -499,9 +526,9 @@ void FusedTrainer::shareParameters(const SharedParameters& s) {
     }
     st.lid.clear();
     if (I.sharedLatents)
-      for (int64_t b : st.blocks)
+      for (int64_t c : st.codes)
         for (int k = 0; k < I.LB; ++k) {
-          const int32_t v = id(s.latentId[size_t(b * I.LB + k)]);
+          const int32_t v = id(s.latentId[size_t(c * I.LB + k)]);
           if (v < 0) throw std::invalid_argument("fused trainer: a shared latent needs an id");
           st.lid.push_back(v);
         }
@@ -557,11 +584,11 @@ FusedTrainResult FusedTrainer::result() const {
       for (int j = 0; j < lay.realOut(l); ++j) res.biases[size_t(l)].push_back(st.p[lay.bOff[size_t(l)] + size_t(j)]);
     }
   const size_t lb = size_t(I.LB);
-  res.latents.assign(size_t(I.pr.blockCount) * lb, 0.0f);
+  res.latents.assign(size_t(I.codeCount) * lb, 0.0f);
   for (const MlpState& st : I.mlps)
-    for (size_t i = 0; i < st.blocks.size(); ++i)
+    for (size_t i = 0; i < st.codes.size(); ++i)
       std::copy(st.lat.begin() + std::ptrdiff_t(i * lb), st.lat.begin() + std::ptrdiff_t((i + 1) * lb),
-                res.latents.begin() + std::ptrdiff_t(size_t(st.blocks[i]) * lb));
+                res.latents.begin() + std::ptrdiff_t(size_t(st.codes[i]) * lb));
   return res;
 }
 

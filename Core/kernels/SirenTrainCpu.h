@@ -31,6 +31,12 @@ struct FusedTrainProblem {
   /// Latent codes per block: 1, or 2 for a code at each of the block's 8 corners, interpolated (LatentGrid.h).
   /// A block's latent values are then corners x latentDim, corner-major.
   int latentGrid = 1;
+  /// Shared codes (MlpShape::codeSteps): block b uses latent code codeOfBlock[b] of codeCount (blocks that share a
+  /// code must share an MLP) and has timeOfBlock[b] as one more input after the latent; nullptr: a code per block,
+  /// no time input.
+  const int* codeOfBlock = nullptr;
+  int64_t codeCount = 0;
+  const float* timeOfBlock = nullptr;
   // optimisation
   int64_t steps = 0;
   int batchPerMlp = 2048;
@@ -55,7 +61,7 @@ struct FusedTrainProblem {
 
 struct FusedTrainResult {
   std::vector<std::vector<float>> weights, biases;  ///< per layer: (mlp, in, out) and (mlp, out)
-  std::vector<float> latents;                       ///< blockCount * corners * latentDim
+  std::vector<float> latents;                       ///< codes (blockCount or codeCount) * corners * latentDim
   int64_t stepsDone = 0;
 };
 
@@ -64,7 +70,7 @@ struct FusedTrainResult {
 struct SharedParameters {
   std::vector<float> values;
   std::vector<std::vector<int32_t>> weightId, biasId;  ///< per layer
-  std::vector<int32_t> latentId;  ///< blockCount * corners * latentDim; empty = latents stay free
+  std::vector<int32_t> latentId;  ///< codes * corners * latentDim (as FusedTrainResult); empty = latents stay free
 };
 
 /// Quantization-aware training (issue 10): per layer, the sorted codebook each weight (and bias) is rounded to

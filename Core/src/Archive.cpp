@@ -88,6 +88,7 @@ void checkHeader(const Model& m, int64_t scaleCount, const std::string& where) {
   };
   inRange(s.latentDim, 0, kMaxLatentDim, "latent size");
   inRange(s.latentGrid, 1, 2, "latent grid");
+  inRange(s.codeSteps, 1, 1024, "steps per latent code");
   inRange(s.hidden, 1, kMaxHidden, "hidden width");
   inRange(s.sineLayers, 1, kMaxSineLayers, "sine layer count");
   inRange(scaleCount, 1, kMaxScales, "scale count");
@@ -200,7 +201,9 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
         throw Error(at + ": " + what + " has " + std::to_string(actual) + " values, expected " +
                     std::to_string(expected));
     };
-    expectSize(s.latents.size(), int64_t(s.blocks.size()) * shape.latentsPerBlock(), "latents");
+    int64_t codes = 0;
+    codeSlots(s, shape.codeSteps, &codes);
+    expectSize(s.latents.size(), codes * shape.latentsPerBlock(), "latents");
     expectSize(s.weights.size(), shape.layerCount(), "weights (layers)");
     expectSize(s.biases.size(), shape.layerCount(), "biases (layers)");
     for (int l = 0; l < shape.layerCount(); ++l) {
@@ -212,6 +215,9 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
   }
   checkPyramid(m, true, where);
 }
+
+// The file version a Header needs: 4 for its latent grid and code steps fields, else none of its own.
+uint32_t headerVersion(const Model& m) { return m.shape.latentGrid != 1 || m.shape.codeSteps != 1 ? 4u : 0u; }
 
 std::vector<uint8_t> headerPayload(const Model& m) {
   ByteWriter w;
@@ -229,12 +235,11 @@ std::vector<uint8_t> headerPayload(const Model& m) {
   w.f32(m.shape.omega0);
   w.u32(uint32_t(m.scaleCount()));
   w.string(m.preset);
-  if (m.shape.latentGrid != 1) w.u32(uint32_t(m.shape.latentGrid));  // version 4 (headerVersion)
+  if (headerVersion(m) >= 4) {
+    w.u32(uint32_t(m.shape.latentGrid));
+    w.u32(uint32_t(m.shape.codeSteps));
+  }
   return std::move(w.bytes());
-}
-
-// The file version a Header needs: 4 for the latent grid field, else none of its own.
-uint32_t headerVersion(const Model& m) { return m.shape.latentGrid != 1 ? 4u : 0u;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -651,7 +656,10 @@ Model parseHeader(ByteReader& r, uint32_t& scaleCount, uint32_t version) {
   m.shape.omega0 = r.f32();
   scaleCount = r.u32();
   m.preset = r.string();
-  if (version >= 4) m.shape.latentGrid = toInt(r.u32());
+  if (version >= 4) {
+    m.shape.latentGrid = toInt(r.u32());
+    m.shape.codeSteps = toInt(r.u32());
+  }
   r.finish();
   checkHeader(m, scaleCount, "archive section '" + r.name() + "'");
   return m;
@@ -857,8 +865,10 @@ ScaleModel parseScaleV2(ByteReader& r, const Model& m, ComponentBytes* bytes = n
   if (bytes) bytes->blockTable += r.position();
   uint64_t at = r.position();
   const MlpShape& shape = m.shape;
-  readGroup(r, s.latents, s.codebooks.latents, saturatingMul(blockCount, uint64_t(shape.latentsPerBlock())), 1, false,
-            s.precision, "latents", nullptr);
+  int64_t codes = 0;
+  codeSlots(s, shape.codeSteps, &codes);
+  readGroup(r, s.latents, s.codebooks.latents, saturatingMul(uint64_t(codes), uint64_t(shape.latentsPerBlock())), 1,
+            false, s.precision, "latents", nullptr);
   if (bytes) bytes->latents += r.position() - at;
   GroupBytes acc{bytes ? &bytes->masks : nullptr, bytes ? &bytes->codebooks : nullptr,
                  bytes ? &bytes->indices : nullptr, bytes ? &bytes->weights : nullptr};

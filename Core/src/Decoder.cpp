@@ -38,7 +38,9 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
   for (size_t i = first; i < last; ++i)
     if (!box || intersects(grid, s.blocks[i].block, *box)) todo.push_back(i);
   if (todo.empty()) return 0;
-  const int L = model.shape.latentsPerBlock();
+  const int L = model.shape.latentsPerBlock(), W = model.shape.codeSteps;
+  int64_t codes = 0;
+  const std::vector<uint32_t> slot = W > 1 ? codeSlots(s, W, &codes) : std::vector<uint32_t>{};
   // Blocks of one step are disjoint, so they can be added in parallel.
 #pragma omp parallel
   {
@@ -48,8 +50,9 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
       const size_t i = todo[size_t(k)];
       const BlockRecord& r = s.blocks[i];
       const auto valid = grid.validDims(r.block);
-      kernels::evalSirenBlock(mlpView(model.shape, s, r.mlp), s.latents.data() + i * size_t(L), s.blockDims.data(),
-                              valid.data(), out.data());
+      const size_t code = W > 1 ? slot[i] : i;
+      kernels::evalSirenBlock(mlpView(model.shape, s, r.mlp), s.latents.data() + code * size_t(L), s.blockDims.data(),
+                              valid.data(), out.data(), codeTime(r.t, W));
       // The network fits the block min-max normalized to [-1, 1]; clip, then map back.
       const float half = 0.5f * (r.maxValue - r.minValue);
       for (float& v : out) v = r.minValue + (std::clamp(v, -1.0f, 1.0f) + 1.0f) * half;

@@ -193,6 +193,38 @@ std::vector<float> difficultyWeights(const TrainingSet& set, const std::vector<B
   return w;
 }
 
+// Shared codes (MlpShape::codeSteps, issue 10): each block's code and time input, so that the blocks of one
+// spatial block over one group of steps train one latent code.
+void shareCodes(const ScaleModel& scale, int codeSteps, TrainingSet& set) {
+  const std::vector<uint32_t> slot = codeSlots(scale, codeSteps, &set.codeCount);
+  set.codeOfBlock.assign(slot.begin(), slot.end());
+  set.blockTime.clear();
+  for (const BlockRecord& r : scale.blocks) set.blockTime.push_back(codeTime(r.t, codeSteps));
+}
+
+// The assignment with shared codes: the blocks of a code go to one MLP (they train one code), so the codes are
+// assigned, each by its blocks' mean features and weighing their count (or summed weights): MLPs still get equal
+// shares of blocks. Returns each block's MLP.
+std::vector<int> assignCodes(const std::vector<float>& feat, int dim, const TrainingSet& set, int64_t mlps,
+                             uint64_t seed, const std::vector<float>& weights, int* mlpCount) {
+  const int64_t codes = set.codeCount, n = set.blockCount();
+  std::vector<float> mean(size_t(codes) * size_t(dim), 0.0f), weight(size_t(codes), 0.0f);
+  std::vector<int> members(size_t(codes), 0);
+  for (int64_t b = 0; b < n; ++b) {
+    const size_t c = size_t(set.codeOfBlock[size_t(b)]);
+    for (int i = 0; i < dim; ++i) mean[c * size_t(dim) + size_t(i)] += feat[size_t(b) * size_t(dim) + size_t(i)];
+    weight[c] += weights.empty() ? 1.0f : weights[size_t(b)];
+    ++members[c];
+  }
+  for (size_t c = 0; c < size_t(codes); ++c)
+    for (int i = 0; i < dim; ++i) mean[c * size_t(dim) + size_t(i)] /= float(members[c]);
+  const std::vector<int> ofCode =
+      assignBlocksByWeight(mean, codes, dim, std::min(mlps, codes), seed, weight, mlpCount);
+  std::vector<int> ofBlock(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n; ++b) ofBlock[size_t(b)] = ofCode[size_t(set.codeOfBlock[size_t(b)])];
+  return ofBlock;
+}
+
 // PSNR in the encoder's normalized units (range 2) from a sum of squared errors over n values.
 double psnrOfSquares(double se, double n) {
   const double mse = se / n;
@@ -351,6 +383,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
   std::tie(model.dataMin, model.dataMax) = finiteRange(source);  // refuses NaN / Inf
   model.shape.latentDim = r.s.latentDim;
   model.shape.latentGrid = r.s.latentGrid;
+  model.shape.codeSteps = r.s.codeSteps;
   model.shape.hidden = r.s.hidden;
   model.shape.sineLayers = r.s.sineLayers;
   model.shape.omega0 = r.s.omega0;
@@ -430,8 +463,12 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     const std::vector<float>& feat = pooled.empty() ? set.values : pooled;
     const std::vector<float> weights =
         r.s.capacityByError > 0 ? difficultyWeights(set, scale.blocks, r.s.capacityByError) : std::vector<float>{};
-    set.mlpOfBlock =
-        assignBlocksByWeight(feat, n, std::max(1, features), mlpsWanted, r.s.seed + uint64_t(p), weights, &set.mlpCount);
+    const bool sharedCodes = model.shape.codeSteps > 1 && n > 0;
+    if (sharedCodes) shareCodes(scale, model.shape.codeSteps, set);
+    set.mlpOfBlock = sharedCodes ? assignCodes(feat, std::max(1, features), set, mlpsWanted, r.s.seed + uint64_t(p),
+                                               weights, &set.mlpCount)
+                                 : assignBlocksByWeight(feat, n, std::max(1, features), mlpsWanted,
+                                                        r.s.seed + uint64_t(p), weights, &set.mlpCount);
     pooled = std::vector<float>();
     for (int64_t b = 0; b < set.blockCount(); ++b) scale.blocks[size_t(b)].mlp = uint32_t(set.mlpOfBlock[size_t(b)]);
     TrainOptions o;
@@ -441,7 +478,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     o.weightDecay = r.s.weightDecay;
     o.lrDecayFactor = r.s.lrDecayFactor;
     o.importance = r.s.importance;
-    o.epochOfEqualShare = !weights.empty();
+    o.epochOfEqualShare = !weights.empty() || sharedCodes;
     o.seed = r.s.seed * 1000003ULL + uint64_t(p);
     o.threads = r.s.threads;
     o.device = r.s.device;

@@ -197,7 +197,8 @@ double spreadLoss(const TrainingSet& set, const MlpShape& shape, const ScaleMode
     const auto& v = set.validDims[size_t(b)];
     const int valid[3] = {v[0], v[1], v[2]};
     kernels::evalSirenBlock(mlpView(shape, s, uint32_t(set.mlpOfBlock[size_t(b)])),
-                            s.latents.data() + b * shape.latentsPerBlock(), dims, valid, out.data());
+                            s.latents.data() + set.codeOf(b) * shape.latentsPerBlock(), dims, valid, out.data(),
+                            set.blockTime.empty() ? 0.0f : set.blockTime[size_t(b)]);
     double e = 0;
     for (int z = 0; z < valid[2]; ++z)
       for (int y = 0; y < valid[1]; ++y)
@@ -480,6 +481,11 @@ TrainStats trainFused(const TrainingSet& set, const MlpShape& shape, const Train
   if (comm.parallel()) pr.reduceShared = [&](int64_t* g, size_t n) { comm.sum(g, n); };
   pr.latentDim = shape.latentDim;
   pr.latentGrid = shape.latentGrid;
+  if (!mine.codeOfBlock.empty()) {
+    pr.codeOfBlock = mine.codeOfBlock.data();
+    pr.codeCount = mine.codeCount;
+    pr.timeOfBlock = mine.blockTime.data();
+  }
   pr.hidden = shape.hidden;
   pr.sineLayers = shape.sineLayers;
   pr.omega0 = shape.omega0;
@@ -598,11 +604,16 @@ public:
       : shape_(shape), o_(o), dev_(dev), m_(set.mlpCount), net_(shape, set.mlpCount, dev), sampler_(set, o.batchPerMlp, o.importance),
         sched_(set, o) {
     // A latent grid starts as one code per block, copied to each corner (as the fused trainer).
-    latents_ = torch::randn({set.blockCount(), 1, int64_t(shape.latentDim)})
-                   .expand({set.blockCount(), int64_t(shape.latentCorners()), int64_t(shape.latentDim)})
-                   .reshape({set.blockCount(), int64_t(shape.latentsPerBlock())})
+    const int64_t codes = set.codes();
+    latents_ = torch::randn({codes, 1, int64_t(shape.latentDim)})
+                   .expand({codes, int64_t(shape.latentCorners()), int64_t(shape.latentDim)})
+                   .reshape({codes, int64_t(shape.latentsPerBlock())})
                    .to(dev)
                    .set_requires_grad(true);
+    if (!set.codeOfBlock.empty()) {
+      codeOf_ = torch::tensor(std::vector<int64_t>(set.codeOfBlock.begin(), set.codeOfBlock.end()), torch::kLong).to(dev);
+      timeOf_ = torch::tensor(set.blockTime).to(dev);
+    }
     std::vector<torch::Tensor> params = net_.W;
     params.insert(params.end(), net_.b.begin(), net_.b.end());
     params.push_back(latents_);
@@ -622,8 +633,10 @@ public:
       for (auto& g : adam_->param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(sched_.lr(o_, step));
       if (shared_.defined()) gatherShared();
       auto [blk, coords, target] = sampler_.draw();
-      auto x = coords.to(dev_);
-      auto y = net_.forward(torch::cat({x, codesAt(blk.to(dev_), x)}, 2)).squeeze(2);
+      auto x = coords.to(dev_), b = blk.to(dev_);
+      std::vector<torch::Tensor> in{x, codesAt(b, x)};
+      if (timeOf_.defined()) in.push_back(timeOf_.index_select(0, b).view({m_, o_.batchPerMlp, 1}));
+      auto y = net_.forward(torch::cat(in, 2)).squeeze(2);
       auto w = sampler_.sampleWeights(blk);
       auto err = (y - target.to(dev_)).square();
       sampler_.observe(blk, err);
@@ -705,11 +718,12 @@ private:
     auto c = t.detach().to(torch::kCPU).contiguous();
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   }
-  // Each sample's latent code: its block's, or (a latent grid) its block's corner codes weighted as
+  // Each sample's latent code: its block's (or the one it shares), or (a latent grid) its corner codes weighted as
   // kernels/latentCornerWeights does at the sample's local coordinates x (m, batch, 3).
   torch::Tensor codesAt(const torch::Tensor& blk, const torch::Tensor& x) const {
     const int64_t L = shape_.latentDim, corners = shape_.latentCorners();
-    auto rows = latents_.index_select(0, blk).view({m_, o_.batchPerMlp, corners, L});
+    auto rows = latents_.index_select(0, codeOf_.defined() ? codeOf_.index_select(0, blk) : blk)
+                    .view({m_, o_.batchPerMlp, corners, L});
     if (corners == 1) return rows.squeeze(2);
     const auto hi = (x + 1) * 0.5, lo = 1 - hi;
     std::vector<torch::Tensor> w;
@@ -742,6 +756,7 @@ private:
   int64_t m_;
   BatchedSiren net_;
   torch::Tensor latents_;
+  torch::Tensor codeOf_, timeOf_;  // shared codes: each block's code and time input (undefined: none)
   Sampler sampler_;
   Schedule sched_;
   std::unique_ptr<torch::optim::Adam> adam_;
@@ -823,6 +838,12 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
     out.biases.assign(size_t(shape.layerCount()), {});
     out.latents.clear();
     return stats;
+  }
+  if (!set.codeOfBlock.empty()) {
+    if (set.codeOfBlock.size() != size_t(nb) || set.blockTime.size() != size_t(nb) || shape.timeInputs() != 1)
+      throw Error("shared codes: one code and one time per block expected");
+    if (o.comm && o.comm->parallel())
+      throw Error("shared latent codes (--code-steps) are trained in one process, not split over MPI ranks");
   }
   if (useFusedTrainer(shape, o)) return trainFused(set, shape, o, out, progress);
   if (o.comm && o.comm->parallel())

@@ -52,7 +52,7 @@ uint64_t estimateEncoderPeakBytes(const Dims4& dims, const ResolvedSettings& r, 
   const uint64_t choosing = chooseBlocks ? add(mul(levels, 2), mul(step, 5)) : 0;
 
   // The scale loop; the largest scale dominates but every one is evaluated.
-  const MlpShape shape{r.s.latentDim, r.s.hidden, r.s.sineLayers, r.s.omega0, r.s.latentGrid};
+  const MlpShape shape{r.s.latentDim, r.s.hidden, r.s.sineLayers, r.s.omega0, r.s.latentGrid, r.s.codeSteps};
   const uint64_t blockVoxels = uint64_t(r.blockDims[0]) * uint64_t(r.blockDims[1]) * uint64_t(r.blockDims[2]);
   const uint64_t batch = uint64_t(std::max(1, r.s.batchPerMlp));
   uint64_t loop = 0;

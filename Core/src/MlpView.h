@@ -14,6 +14,7 @@ inline kernels::SirenView mlpView(const MlpShape& shape, const ScaleModel& s, ui
   v.sineLayers = shape.sineLayers;
   v.omega0 = shape.omega0;
   v.latentGrid = shape.latentGrid;
+  v.timeInputs = shape.timeInputs();
   for (int l = 0; l < shape.layerCount(); ++l) {
     v.W[l] = s.weights[size_t(l)].data() + size_t(mlp) * size_t(shape.fanIn(l) * shape.fanOut(l));
     v.b[l] = s.biases[size_t(l)].data() + size_t(mlp) * size_t(shape.fanOut(l));

@@ -17,6 +17,30 @@ std::array<int64_t, 3> ScaleModel::blockGrid() const {
           (dims.z + blockDims[2] - 1) / blockDims[2]};
 }
 
+std::vector<uint32_t> codeSlots(const ScaleModel& s, int codeSteps, int64_t* count) {
+  std::vector<uint32_t> slot(s.blocks.size());
+  if (codeSteps <= 1) {
+    for (size_t i = 0; i < slot.size(); ++i) slot[i] = uint32_t(i);
+    *count = int64_t(slot.size());
+    return slot;
+  }
+  const auto g = s.blockGrid();
+  const uint64_t perStep = uint64_t(g[0] * g[1] * g[2]);
+  std::vector<uint64_t> key(s.blocks.size());
+  for (size_t i = 0; i < key.size(); ++i) key[i] = uint64_t(s.blocks[i].t / uint32_t(codeSteps)) * perStep + s.blocks[i].block;
+  std::vector<uint64_t> keys = key;
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  for (size_t i = 0; i < key.size(); ++i)
+    slot[i] = uint32_t(std::lower_bound(keys.begin(), keys.end(), key[i]) - keys.begin());
+  *count = int64_t(keys.size());
+  return slot;
+}
+
+float codeTime(uint32_t t, int codeSteps) {
+  return codeSteps > 1 ? 2.0f * float(t % uint32_t(codeSteps)) / float(codeSteps - 1) - 1.0f : 0.0f;
+}
+
 // In double: a data range wider than FLT_MAX (values near both float limits) must not overflow.
 float Model::toData(float normalized) const {
   return float(double(dataMin) + (double(normalized) + 1.0) * 0.5 * (double(dataMax) - double(dataMin)));

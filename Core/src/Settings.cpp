@@ -86,6 +86,7 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   if (in.latentDim < 0 || in.latentDim > 256) throw Error("latent size must be in [0, 256]");
   if (in.latentGrid != 1 && in.latentGrid != 2)
     throw Error("latent grid must be 1 (a code per block) or 2 (a code per block corner)");
+  if (in.codeSteps < 1 || in.codeSteps > 1024) throw Error("steps per latent code must be in [1, 1024]");
   if (in.hidden < 1 || in.hidden > 1024) throw Error("hidden width must be in [1, 1024]");
   if (in.sineLayers < 1 || in.sineLayers > 16) throw Error("sine layers must be in [1, 16]");
   if (!(in.threshold >= 0)) throw Error("threshold must be >= 0");

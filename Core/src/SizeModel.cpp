@@ -20,6 +20,7 @@ MlpShape shapeOf(const ResolvedSettings& r) {
   MlpShape shape;
   shape.latentDim = r.s.latentDim;
   shape.latentGrid = r.s.latentGrid;
+  shape.codeSteps = r.s.codeSteps;
   shape.hidden = r.s.hidden;
   shape.sineLayers = r.s.sineLayers;
   return shape;
@@ -48,10 +49,10 @@ int64_t scaleBytes(const ResolvedSettings& r, int64_t n, int b) {
         fixed += double(codebookSize(m * group, 1 << r.s.quantBits, bias == 1, r.s.valuesPerSharedWeight)) * valueBytes;
       }
     const double latentBytes = r.s.latentBits > 0 ? 0.9 * r.s.latentBits / 8.0 : valueBytes;
-    perBlock = 3.5 + shape.latentsPerBlock() * latentBytes;
+    perBlock = 3.5 + shape.latentsPerBlock() * latentBytes / shape.codeSteps;
   } else {
     perMlp = maskBits / 8.0 + kept * valueBytes;
-    perBlock = kBlockRecordBytes + shape.latentsPerBlock() * valueBytes;
+    perBlock = kBlockRecordBytes + shape.latentsPerBlock() * valueBytes / shape.codeSteps;
   }
   return int64_t(fixed + double(m) * perMlp + double(n) * perBlock);
 }

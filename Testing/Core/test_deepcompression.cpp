@@ -618,6 +618,69 @@ TEST(LatentGrid, BothTrainersFitEveryCornerAndTheArchiveKeepsTheGrid) {
   EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
 }
 
+// Shared codes (issue 10, temporal structure): the records of one block in one group of W steps share a code
+// slot, the slots counted in (group, block) order, and each step's time input spans [-1, 1] over its group.
+TEST(SharedCodes, SlotsGroupABlockOverItsSteps) {
+  ScaleModel s;
+  s.dims = Dims4{16, 8, 8, 5};
+  s.blockDims = {8, 8, 8};
+  for (uint32_t t = 0; t < 5; ++t)
+    for (uint32_t b = 0; b < 2; ++b)
+      if (!(t == 1 && b == 0)) s.blocks.push_back(BlockRecord{b, t, 0, 0, 1});
+  int64_t count = 0;
+  const std::vector<uint32_t> one = codeSlots(s, 1, &count);
+  EXPECT_EQ(count, 9);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(one[i], i);
+  const std::vector<uint32_t> two = codeSlots(s, 2, &count);
+  // records (t, block): (0,0) (0,1) (1,1) (2,0) (2,1) (3,0) (3,1) (4,0) (4,1)
+  EXPECT_EQ(count, 6);
+  EXPECT_EQ(two, (std::vector<uint32_t>{0, 1, 1, 2, 3, 2, 3, 4, 5}));
+  EXPECT_EQ(codeTime(0, 4), -1.0f);
+  EXPECT_EQ(codeTime(3, 4), 1.0f);
+  EXPECT_FLOAT_EQ(codeTime(5, 4), -1.0f / 3.0f);
+  EXPECT_EQ(codeTime(7, 1), 0.0f);
+}
+
+// Through the encoder on both trainers: a series whose blocks share their codes over 4 steps keeps a quarter of
+// the codes, the blocks of a code share an MLP, the archive (version 4) decodes to about the quality of one code
+// per step, and the fused trainer's bytes are reproducible.
+TEST(SharedCodes, BothTrainersEncodeDecodableArchivesWithFewerCodes) {
+  const Field f = smoothSeries(16, 8);
+  EncoderSettings s = presetSettings("fast");
+  s.blockDims = {8, 8, 8};
+  s.epochs = {8, 8, 8};
+  s.boundaryCnn = false;
+  s.threads = 2;
+  s.verbose = false;
+  s.trainer = "fused";
+  const double perStep = compareFields(f, Decoder(encode(f, GridMeta{}, s, Progress())).decodeAll()).psnr;
+  s.codeSteps = 4;
+  for (const char* trainer : {"fused", "libtorch"}) {
+    s.trainer = trainer;
+    const std::vector<uint8_t> bytes = serializeArchive({encode(f, GridMeta{}, s, Progress())});
+    EXPECT_EQ(summarizeArchive(bytes.data(), bytes.size()).version, 4u);
+    const Model m = parseArchive(bytes.data(), bytes.size())[0];
+    EXPECT_EQ(m.shape.codeSteps, 4);
+    const ScaleModel& fine = m.scales.back();
+    int64_t codes = 0;
+    const std::vector<uint32_t> slot = codeSlots(fine, 4, &codes);
+    EXPECT_EQ(codes * 4, int64_t(fine.blocks.size()));  // 8 steps: two groups of 4, every block kept
+    EXPECT_EQ(fine.latents.size(), size_t(codes * m.shape.latentDim));
+    std::vector<int64_t> mlpOfCode(size_t(codes), -1);
+    for (size_t i = 0; i < slot.size(); ++i) {
+      int64_t& owner = mlpOfCode[slot[i]];
+      if (owner < 0) owner = fine.blocks[i].mlp;
+      EXPECT_EQ(owner, int64_t(fine.blocks[i].mlp)) << "a code's blocks in two MLPs";
+    }
+    const double psnr = compareFields(f, Decoder(m).decodeAll()).psnr;
+    EXPECT_GT(psnr, perStep - 3.0) << trainer;
+    std::printf("shared codes (4 steps), %s: %.2f dB (a code per step: %.2f dB)\n", trainer, psnr, perStep);
+    if (s.trainer == "fused") EXPECT_EQ(bytes, serializeArchive({encode(f, GridMeta{}, s, Progress())}));
+  }
+  s.codeSteps = 0;
+  EXPECT_THROW(encode(f, GridMeta{}, s, Progress()), Error);
+}
+
 // Capacity where the error is, through the encoder: on a series whose right half is rough and left half nearly
 // flat, the finest scale's MLPs that fit rough blocks hold fewer blocks than those that fit flat ones (with equal
 // counts they hold the same), and the archive decodes.

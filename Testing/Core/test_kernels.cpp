@@ -175,6 +175,30 @@ TEST(Kernels, LatentGridDecoderMatchesInterpolatedReference) {
   EXPECT_GT(std::fabs(a[0] - b[0]), 1e-4) << "the far corner should see another code";
 }
 
+// Shared codes (issue 10): the time input is the last input of layer 0, after the latent code.
+TEST(Kernels, TimeInputDecoderMatchesReference) {
+  MlpShape shape{4, 16, 2, 30.0f};
+  shape.codeSteps = 4;
+  ASSERT_EQ(shape.inputDim(), 8);
+  const ScaleModel s = sirenScale(shape, 1, 37);
+  const std::vector<float> latent{0.3f, -1.2f, 0.7f, 0.1f};
+  const int bd[3] = {6, 5, 4};
+  for (float time : {-1.0f, 1.0f / 3.0f}) {
+    std::vector<float> out(6 * 5 * 4);
+    kernels::evalSirenBlock(mlpView(shape, s, 0), latent.data(), bd, bd, out.data(), time);
+    double worst = 0;
+    for (int z = 0; z < 4; ++z)
+      for (int y = 0; y < 5; ++y)
+        for (int x = 0; x < 6; ++x) {
+          std::vector<double> in = {2.0 * x / 5 - 1, 2.0 * y / 4 - 1, 2.0 * z / 3 - 1};
+          in.insert(in.end(), latent.begin(), latent.end());
+          in.push_back(time);
+          worst = std::max(worst, std::fabs(double(out[size_t((z * 5 + y) * 6 + x)]) - referenceMlp(s, shape, 0, in)));
+        }
+    EXPECT_LT(worst, 1e-5) << "time " << time;
+  }
+}
+
 TEST(Kernels, FusedDecoderMatchesLibTorchForward) {
   // The decoder's kernel against the LibTorch batched forward (the training path) on the same voxels.
   const MlpShape shape;

@@ -13,8 +13,8 @@ namespace ecnr {
 
 /// 2: entropy-coded Scale payloads (1 is still read); 3: a file with a Residual or Window section (written as 3 so
 /// that a version-2 reader refuses it instead of skipping the correction and silently losing the error bound, or
-/// reading time windows as separate arrays); 4: an array with a latent grid (MlpShape::latentGrid 2, a field
-/// its Header gains). A file takes the lowest version that holds what it has.
+/// reading time windows as separate arrays); 4: an array with a latent grid or shared codes (MlpShape::latentGrid,
+/// codeSteps: two fields its Header gains). A file takes the lowest version that holds what it has.
 constexpr uint32_t kArchiveVersion = 4;
 
 enum class SectionType : uint32_t { Header = 1, Scale = 2, BoundaryCnn = 3, Residual = 4, Window = 5 };

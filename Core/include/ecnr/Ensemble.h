@@ -29,8 +29,15 @@ struct TrainingSet {
   /// Per block loss weight (empty = all 1). Blocks are fitted in normalized units; weighting by the block's
   /// (max - min)^2 makes the loss the squared error in the scale's own units, so capacity goes where errors count.
   std::vector<float> lossWeight;
+  /// Shared codes (MlpShape::codeSteps > 1): each block's latent code (codeSlots; blocks that share one share an
+  /// MLP) and its time input (codeTime). Empty: a code per block, no time input.
+  std::vector<int> codeOfBlock;
+  std::vector<float> blockTime;
+  int64_t codeCount = 0;
 
   int64_t blockCount() const { return int64_t(validDims.size()); }
+  int64_t codes() const { return codeOfBlock.empty() ? blockCount() : codeCount; }
+  int64_t codeOf(int64_t block) const { return codeOfBlock.empty() ? block : codeOfBlock[size_t(block)]; }
   bool half() const { return values.empty() && !halfValues.empty(); }
   float value(int64_t i) const { return half() ? halfToFloat(halfValues[size_t(i)]) : values[size_t(i)]; }
   int64_t voxelsPerBlock() const { return int64_t(blockDims[0]) * blockDims[1] * blockDims[2]; }

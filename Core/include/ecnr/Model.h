@@ -13,8 +13,8 @@
 
 namespace ecnr {
 
-/// Shape shared by all MLPs of an archive: input = 3 local coords + latentDim, `sineLayers` sine layers of
-/// `hidden` neurons (sin(omega0 * (W x + b))), then one linear output neuron.
+/// Shape shared by all MLPs of an archive: input = 3 local coords + latentDim (+ the time input with shared
+/// codes), `sineLayers` sine layers of `hidden` neurons (sin(omega0 * (W x + b))), then one linear output neuron.
 struct MlpShape {
   int latentDim = 8;
   int hidden = 24;
@@ -23,8 +23,13 @@ struct MlpShape {
   /// 1: one latent code per block (the paper); 2: a code at each of the block's 8 corners, trilinearly
   /// interpolated at each voxel (kernels/LatentGrid.h; issue 10's coarse feature grid).
   int latentGrid = 1;
+  /// 1: a latent code per block per step (the paper). W > 1: a block's code is shared by the W steps
+  /// [kW, kW + W) of its scale and the step's place among them, codeTime(), is one more MLP input (issue 10's
+  /// temporal structure: time as an input instead of a code per step).
+  int codeSteps = 1;
 
-  int inputDim() const { return 3 + latentDim; }
+  int timeInputs() const { return codeSteps > 1 ? 1 : 0; }
+  int inputDim() const { return 3 + latentDim + timeInputs(); }
   int latentCorners() const { return latentGrid == 2 ? 8 : 1; }
   int latentsPerBlock() const { return latentCorners() * latentDim; }  ///< stored values, corner-major
   int layerCount() const { return sineLayers + 1; }
@@ -68,7 +73,7 @@ struct ScaleModel {
   std::array<int, 3> blockDims{};    ///< the same at every scale
   int mlpCount = 0;
   std::vector<BlockRecord> blocks;   ///< sorted by (t, block); latent slot = position in this vector
-  std::vector<float> latents;        ///< blocks.size() * shape.latentsPerBlock()
+  std::vector<float> latents;        ///< codes (codeSlots) * shape.latentsPerBlock()
   /// weights[l]: mlpCount * fanIn(l) * fanOut(l), laid out (mlp, in, out); biases[l]: mlpCount * fanOut(l)
   std::vector<std::vector<float>> weights;
   std::vector<std::vector<float>> biases;
@@ -102,6 +107,13 @@ struct Model {
   float toData(float normalized) const;
   float toNormalized(float value) const;
 };
+
+/// The latent code of each block record of a scale: its own position (codeSteps 1), else the rank of
+/// (t / codeSteps, block) among the scale's distinct pairs, so the records of one block in one group of steps share
+/// a code; `count` receives the number of codes (scale.latents holds count * latentsPerBlock values).
+std::vector<uint32_t> codeSlots(const ScaleModel& scale, int codeSteps, int64_t* count);
+/// The time input of a step t of its scale with shared codes: its place in its group of steps, in [-1, 1].
+float codeTime(uint32_t t, int codeSteps);
 
 /// Rounds every weight, bias and latent to what the archive will store (float16 when requested), so that the
 /// encoder's closed loop sees exactly what the decoder will.

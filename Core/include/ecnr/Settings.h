@@ -26,6 +26,7 @@ struct EncoderSettings {
   std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
   int latentDim = 8;
   int latentGrid = 1;                       ///< 2: a latent code at each block corner, interpolated (MlpShape)
+  int codeSteps = 1;                        ///< W > 1: a block's code shared by W steps, time an MLP input (MlpShape)
   int hidden = 24;
   int sineLayers = 3;
   float omega0 = 30.0f;
