@@ -385,6 +385,14 @@ public:
       while (q >= shares[size_t(r)].first + shares[size_t(r)].count) ++r;
       blocksOf_[size_t(r)].push_back(b);
     }
+    // Shared codes go with their blocks' MLP (one rank): each rank's codes in increasing order.
+    codesOf_.resize(size_t(R));
+    for (int r = 0; r < R; ++r) {
+      for (int64_t b : blocksOf_[size_t(r)]) codesOf_[size_t(r)].push_back(set.codeOf(b));
+      auto& c = codesOf_[size_t(r)];
+      std::sort(c.begin(), c.end());
+      c.erase(std::unique(c.begin(), c.end()), c.end());
+    }
     if (!comm.parallel()) return;
     const int64_t V = set.voxelsPerBlock();
     local_.blockDims = set.blockDims;
@@ -398,7 +406,14 @@ public:
         local_.values.insert(local_.values.end(), set.values.begin() + b * V, set.values.begin() + (b + 1) * V);
       local_.mlpOfBlock.push_back(set.mlpOfBlock[size_t(b)] - int(mlps_.first));
       if (!set.lossWeight.empty()) local_.lossWeight.push_back(set.lossWeight[size_t(b)]);
+      if (!set.codeOfBlock.empty()) {
+        const auto& mineCodes = codesOf_[size_t(comm.rank())];
+        const int64_t c = set.codeOfBlock[size_t(b)];
+        local_.codeOfBlock.push_back(int(std::lower_bound(mineCodes.begin(), mineCodes.end(), c) - mineCodes.begin()));
+        local_.blockTime.push_back(set.blockTime[size_t(b)]);
+      }
     }
+    local_.codeCount = int64_t(codesOf_[size_t(comm.rank())].size());
   }
 
   const TrainingSet& set() const { return comm_.parallel() ? local_ : global_; }
@@ -410,15 +425,15 @@ public:
       for (auto& layer : mine) layer = comm_.gather(layer);
     return mine;
   }
-  /// Latent codes (perBlock values per block: MlpShape::latentsPerBlock) back in the scale's block order.
+  /// Latent codes (perBlock values per code: MlpShape::latentsPerBlock) back in the scale's code order.
   std::vector<float> gatherLatents(std::vector<float> mine, int perBlock) const {
     if (!comm_.parallel()) return mine;
     const std::vector<float> all = comm_.gather(mine);
-    std::vector<float> out(size_t(global_.blockCount()) * size_t(perBlock));
+    std::vector<float> out(size_t(global_.codes()) * size_t(perBlock));
     size_t k = 0;
-    for (const auto& blocks : blocksOf_)
-      for (int64_t b : blocks)
-        for (int i = 0; i < perBlock; ++i) out[size_t(b) * size_t(perBlock) + size_t(i)] = all[k++];
+    for (const auto& codes : codesOf_)
+      for (int64_t c : codes)
+        for (int i = 0; i < perBlock; ++i) out[size_t(c) * size_t(perBlock) + size_t(i)] = all[k++];
     return out;
   }
   std::vector<double> gatherMlpLoss(const std::vector<double>& mine) const {
@@ -439,8 +454,8 @@ public:
   std::vector<int32_t> localLatentIds(const std::vector<int32_t>& all, int perBlock) const {
     if (!comm_.parallel() || all.empty()) return all;
     std::vector<int32_t> mine;
-    for (int64_t b : blocksOf_[size_t(comm_.rank())])
-      mine.insert(mine.end(), all.begin() + b * perBlock, all.begin() + (b + 1) * perBlock);
+    for (int64_t c : codesOf_[size_t(comm_.rank())])
+      mine.insert(mine.end(), all.begin() + c * perBlock, all.begin() + (c + 1) * perBlock);
     return mine;
   }
 
@@ -449,6 +464,7 @@ private:
   const TrainingSet& global_;
   Share mlps_;
   std::vector<std::vector<int64_t>> blocksOf_;  // per rank, global block ids in order
+  std::vector<std::vector<int64_t>> codesOf_;   // per rank, global latent code ids in order (= blocks without sharing)
   TrainingSet local_;
 };
 
@@ -842,8 +858,6 @@ TrainStats trainEnsemble(const TrainingSet& set, const MlpShape& shape, const Tr
   if (!set.codeOfBlock.empty()) {
     if (set.codeOfBlock.size() != size_t(nb) || set.blockTime.size() != size_t(nb) || shape.timeInputs() != 1)
       throw Error("shared codes: one code and one time per block expected");
-    if (o.comm && o.comm->parallel())
-      throw Error("shared latent codes (--code-steps) are trained in one process, not split over MPI ranks");
   }
   if (useFusedTrainer(shape, o)) return trainFused(set, shape, o, out, progress);
   if (o.comm && o.comm->parallel())

@@ -97,6 +97,7 @@ ResolvedSettings resolveSettings(const EncoderSettings& in, const Dims4& dims) {
   const PyramidPlan plan = planPyramid(dims, in.scales, in.minAxisLength);
   const int scales = int(plan.dims.size());
   r.s.scales = scales;
+  if (dims.t == 1) r.s.codeSteps = 1;  // one step: nothing to share a code over (and no time input to add)
   r.blocksPerMlp = in.blocksPerMlp.empty() ? defaultBlocksPerMlp(scales, dims.t > 1, in.seriesFinestBlocksPerMlp)
                                            : fitToScales(in.blocksPerMlp, scales);
   if (in.seriesFinestBlocksPerMlp < 1) throw Error("blocks per MLP must be >= 1");

@@ -106,6 +106,8 @@ const std::vector<Variant>& variants() {
        [] { return fromDefault([](S& s) { s.latentGrid = 2, s.latentDim = 2; }); }, "default"},
       {"code-steps-4", "temporal: a block's latent code shared by 4 steps of its scale, the step's time an MLP input (`--code-steps 4`)",
        [] { return fromDefault([](S& s) { s.codeSteps = 4; }); }, "default"},
+      {"code-steps-8", "temporal: a block's latent code shared by 8 steps of its scale, the step's time an MLP input (`--code-steps 8`)",
+       [] { return fromDefault([](S& s) { s.codeSteps = 8; }); }, "default"},
       {"code-steps-2", "temporal: a block's latent code shared by 2 steps of its scale, the step's time an MLP input (`--code-steps 2`)",
        [] { return fromDefault([](S& s) { s.codeSteps = 2; }); }, "default"},
       {"coarse-capacity",

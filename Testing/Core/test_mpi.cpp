@@ -103,6 +103,17 @@ TEST_F(Mpi, TimeWindowsAndAnErrorBoundGiveTheSameFileToo) {
   EXPECT_TRUE(parts[0].residual.hasCorrection());
 }
 
+TEST_F(Mpi, SharedCodesAndALatentGridGiveTheSameFileToo) {
+  // Codes shared over steps go with their MLP's rank; a latent grid's corner codes with their block's.
+  for (const char* extra : {" --code-steps 3", " --latent-grid 2 --latent 4"}) {
+    const std::string opts = std::string(" --preset fast --epochs 3,3,4 --block 8,8,8 --cnn off --threads 1 --quiet") + extra;
+    ASSERT_EQ(ecnr(0, "compress " + in() + " " + at("s1.ecnr") + opts, dir_).status, 0);
+    const MpiRun r = ecnr(3, "compress " + in() + " " + at("s3.ecnr") + opts, dir_);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(bytesOf(at("s3.ecnr")), bytesOf(at("s1.ecnr"))) << extra;
+  }
+}
+
 TEST_F(Mpi, TheLibTorchTrainerIsRefusedClearly) {
   const MpiRun r = ecnr(2, "compress " + in() + " " + at("t.ecnr") + " --preset fast --epochs 1,1,1 --trainer libtorch --quiet", dir_);
   EXPECT_NE(r.status, 0);
