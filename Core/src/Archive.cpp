@@ -216,10 +216,20 @@ void checkArrayForWrite(const Model& m, const Model& first, uint32_t array) {
   checkPyramid(m, true, where);
 }
 
-// The file version a Header needs: 4 for its latent grid and code steps fields, else none of its own.
-uint32_t headerVersion(const Model& m) { return m.shape.latentGrid != 1 || m.shape.codeSteps != 1 ? 4u : 0u; }
+// The lowest file version that holds these arrays (see kArchiveVersion): 4 for a latent grid or shared codes, 3 for
+// a Residual or Window section, else 2, so older readers keep reading what they can.
+uint32_t requiredVersion(const std::vector<Model>& arrays) {
+  uint32_t v = 2;
+  for (const Model& m : arrays) {
+    if (m.hasResidualSection() || m.firstStep != 0) v = std::max(v, 3u);
+    if (m.shape.latentGrid != 1 || m.shape.codeSteps != 1) v = std::max(v, 4u);
+  }
+  return v;
+}
 
-std::vector<uint8_t> headerPayload(const Model& m) {
+// The Header payload of a file of this version: from version 4 on every Header carries the latent grid and code
+// steps fields (so a file mixing arrays or windows reads alike whichever needed them).
+std::vector<uint8_t> headerPayload(const Model& m, uint32_t version) {
   ByteWriter w;
   w.string(m.meta.arrayName);
   for (int a = 0; a < 4; ++a) w.i64(m.dims[a]);
@@ -235,7 +245,7 @@ std::vector<uint8_t> headerPayload(const Model& m) {
   w.f32(m.shape.omega0);
   w.u32(uint32_t(m.scaleCount()));
   w.string(m.preset);
-  if (headerVersion(m) >= 4) {
+  if (version >= 4) {
     w.u32(uint32_t(m.shape.latentGrid));
     w.u32(uint32_t(m.shape.codeSteps));
   }
@@ -482,19 +492,12 @@ ResidualCorrection parseResidual(ByteReader& r, const Model& m, bool withStreams
 struct PendingSection {
   SectionInfo info;
   std::vector<uint8_t> payload;
-  uint32_t version = 0;  ///< the lowest file version whose readers understand this payload (0: any)
 };
 
 /// Prefix, table of contents and its checksum, then the payloads back to back in TOC order.
-std::vector<uint8_t> assemble(std::vector<PendingSection>& sections) {
+std::vector<uint8_t> assemble(std::vector<PendingSection>& sections, uint32_t version) {
   ByteWriter w;
   w.raw(kMagic, sizeof kMagic);
-  // The lowest version that holds these sections (see kArchiveVersion): older readers keep reading the rest.
-  uint32_t version = 2;
-  for (const PendingSection& s : sections) {
-    const bool extension = s.info.type == SectionType::Residual || s.info.type == SectionType::Window;
-    version = std::max({version, s.version, extension ? 3u : 2u});
-  }
   w.u32(version);
   w.u32(uint32_t(sections.size()));
   uint64_t offset = kPrefixBytes + kTocEntryBytes * sections.size() + kTocCrcBytes;
@@ -1035,12 +1038,13 @@ uint64_t residualSectionBytes(const ResidualCorrection& c) {
 
 namespace {
 
-void addSections(std::vector<PendingSection>& sections, const std::vector<Model>& arrays, size_t firstIndex) {
+void addSections(std::vector<PendingSection>& sections, const std::vector<Model>& arrays, size_t firstIndex,
+                 uint32_t version) {
   for (size_t k = 0; k < arrays.size(); ++k) {
     const size_t a = firstIndex + k;
     const Model& m = arrays[k];
     checkArrayForWrite(m, arrays[0], uint32_t(a));
-    sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m), headerVersion(m)});
+    sections.push_back({{SectionType::Header, uint32_t(a), 0, 0, 0, 0}, headerPayload(m, version)});
     for (int s = 0; s < m.scaleCount(); ++s)
       sections.push_back(
           {{SectionType::Scale, uint32_t(a), uint32_t(s), 0, 0, 0}, scalePayload(m.scales[size_t(s)], m.shape)});
@@ -1082,8 +1086,9 @@ std::vector<uint8_t> serializeArchive(const std::vector<Model>& arrays) {
   if (arrays.empty()) throw Error("cannot write archive: no arrays");
   checkSeriesForWrite(arrays);
   std::vector<PendingSection> sections;
-  addSections(sections, arrays, 0);
-  return assemble(sections);
+  const uint32_t version = requiredVersion(arrays);
+  addSections(sections, arrays, 0, version);
+  return assemble(sections, version);
 }
 
 namespace {
@@ -1096,12 +1101,17 @@ std::vector<uint8_t> appendParsed(const uint8_t* data, size_t size, std::vector<
   existing.insert(existing.end(), parts.begin(), parts.end());
   checkSeriesForWrite(existing);
   const TableOfContents toc = readTableOfContents(data, size);
+  // The file keeps at least its version (an unknown section it carries may need it). Headers are written anew
+  // for the new version (a version-4 Header has fields an older one lacks); everything else is copied.
+  const uint32_t version = std::max(toc.version, requiredVersion(existing));
   std::vector<PendingSection> sections;
   for (const SectionInfo& s : toc.sections)
     sections.push_back({{s.type, s.array, s.scale, 0, 0, 0},
-                        std::vector<uint8_t>(data + s.offset, data + s.offset + s.length)});
-  addSections(sections, parts, first);
-  return assemble(sections);
+                        s.type == SectionType::Header
+                            ? headerPayload(existing[s.array], version)
+                            : std::vector<uint8_t>(data + s.offset, data + s.offset + s.length)});
+  addSections(sections, parts, first, version);
+  return assemble(sections, version);
 }
 
 }  // namespace

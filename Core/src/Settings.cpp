@@ -41,6 +41,7 @@ EncoderSettings presetSettings(const std::string& name) {
     s.cnnChannels = 32;
     s.codebookRateSlope = 0;  // codebooks of 2^8 entries, as the paper's
     s.capacityByError = 0;    // Algorithm 1: equal blocks per MLP
+    s.codeSteps = 1;          // a latent code per block per step
   } else {
     throw Error("unknown preset '" + name + "' (expected fast, default, quality or paper)");
   }

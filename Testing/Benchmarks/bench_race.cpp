@@ -46,10 +46,19 @@ EncoderSettings fromDefault(const std::function<void(EncoderSettings&)>& edit) {
   return s;
 }
 
-// The default before the rate-aware codebooks (issue 10): codebooks sized by their group alone. The ideas raced
-// before that change are changes of it, so their rows stay what they measured.
-EncoderSettings fromSizeDefault(const std::function<void(EncoderSettings&)>& edit) {
+// The default before shared codes (issue 10): a latent code per block per step. The ideas raced before that change
+// are changes of it, so their rows stay what they measured.
+EncoderSettings fromPerStepDefault(const std::function<void(EncoderSettings&)>& edit) {
   return fromDefault([&](EncoderSettings& s) {
+    s.codeSteps = 1;
+    edit(s);
+  });
+}
+
+// The default before the rate-aware codebooks (issue 10): codebooks sized by their group alone (and a code per
+// step). The ideas raced before that change are changes of it, so their rows stay what they measured.
+EncoderSettings fromSizeDefault(const std::function<void(EncoderSettings&)>& edit) {
+  return fromPerStepDefault([&](EncoderSettings& s) {
     s.codebookRateSlope = 0;
     edit(s);
   });
@@ -68,20 +77,22 @@ const std::vector<Variant>& variants() {
          return s;
        },
        ""},
-      {"default", "the default preset: weight codebooks sized by rate (`--codebook-rate 1`)",
+      {"default", "the default preset: a block's latent code shared by 8 steps, time an MLP input (`--code-steps 8`)",
        [] { return presetSettings("default"); }, ""},
-      {"default-seed2", "the default at another seed (`--seed 2`): how far one seed's rows move",
-       [] { return fromDefault([](S& s) { s.seed = 2; }); }, "default"},
-      {"codebook-size", "the previous default: codebooks sized by their group alone (`--codebook-rate 0`)",
-       [] { return fromSizeDefault([](S&) {}); }, "default"},
+      {"code-per-step", "the previous default: a latent code per block per step (`--code-steps 1`), codebooks sized by rate",
+       [] { return fromPerStepDefault([](S&) {}); }, "default"},
+      {"default-seed2", "the per-step default at another seed (`--seed 2`): how far one seed's rows move",
+       [] { return fromPerStepDefault([](S& s) { s.seed = 2; }); }, "code-per-step"},
+      {"codebook-size", "the default before that: codebooks sized by their group alone (`--codebook-rate 0`)",
+       [] { return fromSizeDefault([](S&) {}); }, "code-per-step"},
       {"codebook-rate-all", "rate: biases' and latent codes' codebooks sized by rate too",
-       [] { return fromDefault([](S& s) { s.codebookRateGroups = kRateAll; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.codebookRateGroups = kRateAll; }); }, "code-per-step"},
       {"latent-f16", "latent codes as float16 instead of 8-bit shared values",
        [] { return fromSizeDefault([](S& s) { s.latentBits = 0; }); }, "codebook-size"},
       {"latent-16", "larger latent codes: 16 per block",
        [] { return fromSizeDefault([](S& s) { s.latentDim = 16; }); }, "codebook-size"},
       {"latent-4", "smaller latent codes: 4 per block",
-       [] { return fromDefault([](S& s) { s.latentDim = 4; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.latentDim = 4; }); }, "code-per-step"},
       {"bits-7", "rate: 7-bit shared weights and biases (128 values per layer) instead of 8",
        [] { return fromSizeDefault([](S& s) { s.quantBits = 7, s.biasBits = 7; }); }, "codebook-size"},
       {"bits-6", "rate: 6-bit shared weights and biases (64 values per layer) instead of 8",
@@ -93,26 +104,26 @@ const std::vector<Variant>& variants() {
       {"hidden-32", "capacity per MLP: 32 neurons per sine layer instead of 24 (the same blocks per MLP)",
        [] { return fromSizeDefault([](S& s) { s.hidden = 32; }); }, "codebook-size"},
       {"importance", "importance sampling: half of each MLP's draws by its blocks' running RMS error",
-       [] { return fromDefault([](S& s) { s.importance = 0.5f; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.importance = 0.5f; }); }, "code-per-step"},
       {"quant-aware", "rate-aware training: the last quarter of the epochs at codebook-rounded weights (`--quant-aware 0.25`)",
-       [] { return fromDefault([](S& s) { s.quantAwareFraction = 0.25; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.quantAwareFraction = 0.25; }); }, "code-per-step"},
       {"deblock", "boundary: blending at block faces, 3 taps per axis fitted by least squares (bench-side, 18 bytes counted)",
-       [] { return presetSettings("default"); }, "default", true},
+       [] { return fromPerStepDefault([](S&) {}); }, "code-per-step", true},
       {"capacity-by-error", "capacity: blocks share MLPs by their RMS, hard blocks in MLPs of fewer (`--capacity-by-error 1`, epochs of an equal share)",
-       [] { return fromDefault([](S& s) { s.capacityByError = 1; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.capacityByError = 1; }); }, "code-per-step"},
       {"latent-grid", "input encoding: a latent code of 4 at each of a block's 8 corners, interpolated (`--latent-grid 2 --latent 4`)",
-       [] { return fromDefault([](S& s) { s.latentGrid = 2, s.latentDim = 4; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.latentGrid = 2, s.latentDim = 4; }); }, "code-per-step"},
       {"latent-grid-2", "input encoding: a latent code of 2 at each of a block's 8 corners, interpolated (`--latent-grid 2 --latent 2`)",
-       [] { return fromDefault([](S& s) { s.latentGrid = 2, s.latentDim = 2; }); }, "default"},
-      {"code-steps-4", "temporal: a block's latent code shared by 4 steps of its scale, the step's time an MLP input (`--code-steps 4`)",
-       [] { return fromDefault([](S& s) { s.codeSteps = 4; }); }, "default"},
-      {"code-steps-8", "temporal: a block's latent code shared by 8 steps of its scale, the step's time an MLP input (`--code-steps 8`)",
-       [] { return fromDefault([](S& s) { s.codeSteps = 8; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.latentGrid = 2, s.latentDim = 2; }); }, "code-per-step"},
       {"code-steps-2", "temporal: a block's latent code shared by 2 steps of its scale, the step's time an MLP input (`--code-steps 2`)",
-       [] { return fromDefault([](S& s) { s.codeSteps = 2; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.codeSteps = 2; }); }, "code-per-step"},
+      {"code-steps-4", "temporal: a block's latent code shared by 4 steps of its scale, the step's time an MLP input (`--code-steps 4`)",
+       [] { return fromPerStepDefault([](S& s) { s.codeSteps = 4; }); }, "code-per-step"},
+      {"code-steps-16", "temporal: a block's latent code shared by 16 steps of its scale, the step's time an MLP input (`--code-steps 16`)",
+       [] { return fromPerStepDefault([](S& s) { s.codeSteps = 16; }); }, "code-per-step"},
       {"coarse-capacity",
        "capacity: blocks per MLP 2/4/16 (series: half of 4/8/16 at the coarse scales; static: 2-4x of 1/2/4)",
-       [] { return fromDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "default"},
+       [] { return fromPerStepDefault([](S& s) { s.blocksPerMlp = {2, 4, 16}; }); }, "code-per-step"},
   };
   return v;
 }

@@ -596,6 +596,7 @@ TEST(LatentGrid, BothTrainersFitEveryCornerAndTheArchiveKeepsTheGrid) {
   s.verbose = false;
   s.latentGrid = 2;
   s.latentDim = 4;
+  s.codeSteps = 1;  // a code (of 8 corners) per block per step
   std::vector<double> psnr;
   for (const char* trainer : {"fused", "libtorch"}) {
     s.trainer = trainer;
@@ -699,6 +700,7 @@ TEST(CapacityByError, RoughBlocksGetMlpsOfFewerBlocks) {
   s.boundaryCnn = false;
   s.threads = 2;
   s.verbose = false;
+  s.codeSteps = 1;  // the blocks themselves are shared out (with shared codes, the codes are)
   for (double exponent : {0.0, 1.0}) {
     s.capacityByError = exponent;
     const Model m = encode(f, GridMeta{}, s, Progress());

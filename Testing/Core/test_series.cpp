@@ -34,6 +34,7 @@ EncoderSettings quick() {
   s.boundaryCnn = false;
   s.verbose = false;
   s.threads = 2;
+  s.codeSteps = 1;  // a code per step: the file versions checked below are those of windows alone
   return s;
 }
 
@@ -100,6 +101,27 @@ TEST(Series, AppendCopiesTheArchiveAndAddsSteps) {
   EXPECT_EQ(decodeSeries(seriesNamed(back, "")).values,
             decodeSeries(seriesNamed(parseArchive(serializeArchive(w.parts).data(), serializeArchive(w.parts).size()), ""))
                 .values);
+}
+
+// Windows with shared codes (version 4: its Headers carry two more fields) appended to a version-2 file: the old
+// Header is written anew in the version-4 layout, the rest copied, and every window decodes as on its own.
+TEST(Series, AppendingSharedCodesRaisesTheVersionAndRewritesTheHeaders) {
+  const Windowed& w = windowed();
+  const std::vector<uint8_t> first = serializeArchive({w.parts[0]});
+  ASSERT_EQ(summarizeArchive(first.data(), first.size()).version, 2u);
+  EncoderSettings s = quick();
+  s.codeSteps = 8;
+  std::vector<Model> more = encodeWindows(w.field, w.meta, s, 3, Progress());
+  more.erase(more.begin());
+  ASSERT_EQ(more[0].shape.codeSteps, 8);
+  const std::vector<uint8_t> appended = appendToArchive(first.data(), first.size(), more);
+  EXPECT_EQ(summarizeArchive(appended.data(), appended.size()).version, 4u);
+  const std::vector<Model> back = parseArchive(appended.data(), appended.size());
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].shape.codeSteps, 1);
+  EXPECT_EQ(back[1].shape.codeSteps, 8);
+  EXPECT_EQ(Decoder(back[0]).decodeAll().values, Decoder(w.parts[0]).decodeAll().values);
+  EXPECT_EQ(Decoder(back[1]).decodeAll().values, Decoder(more[0]).decodeAll().values);
 }
 
 TEST(Series, OverlapsGapsAndMismatchedGridsAreRefused) {

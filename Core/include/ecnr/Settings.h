@@ -26,7 +26,9 @@ struct EncoderSettings {
   std::vector<int> epochs;                  ///< epochs per scale, coarsest first; empty = preset
   int latentDim = 8;
   int latentGrid = 1;                       ///< 2: a latent code at each block corner, interpolated (MlpShape)
-  int codeSteps = 1;                        ///< W > 1: a block's code shared by W steps, time an MLP input (MlpShape)
+  int codeSteps = 8;                        ///< W > 1: a block's code shared by W steps of its scale, the step's
+                                            ///< time an MLP input (MlpShape; issue 10: +3 to +6 dB on the Gray-Scott
+                                            ///< series, BENCHMARKS.md); 1: a code per step (the paper)
   int hidden = 24;
   int sineLayers = 3;
   float omega0 = 30.0f;
