@@ -47,9 +47,8 @@ section=$(mktemp)
   echo "navy stays under CR 1000). \`paper\` is \`--preset paper\` (Settings.cpp says what it holds) without"
   echo "training its 32-channel boundary CNN: at 9 bits it is 95 KB, more than any archive here, so the encoder's"
   echo "keep rule (a CNN must pay for its bytes) would drop it every time. The other rows change one knob each of"
-  echo "their base: the default, or \`codebook-size\` (the default before the rate-aware codebooks) for the ideas"
-  echo "raced before it. SPERR / TTHRESH / SZ3: reference figures measured outside this project (issue 4), not run"
-  echo "here."
+  echo "their base: \`code-per-step\` (the previous default, a latent code per block per step) for most, or"
+  echo "\`codebook-size\` (the default before the rate-aware codebooks) for the ideas raced before those. SPERR / TTHRESH / SZ3: reference figures measured outside this project (issue 4), not run here."
   echo
   cat "$out/race.md"
   echo "<!-- bench_race end -->"

@@ -1101,6 +1101,8 @@ std::vector<uint8_t> appendParsed(const uint8_t* data, size_t size, std::vector<
   existing.insert(existing.end(), parts.begin(), parts.end());
   checkSeriesForWrite(existing);
   const TableOfContents toc = readTableOfContents(data, size);
+  // A version-1 file's Scale payloads cannot be copied into a newer one: write everything anew (losslessly).
+  if (toc.version < 2) return serializeArchive(existing);
   // The file keeps at least its version (an unknown section it carries may need it). Headers are written anew
   // for the new version (a version-4 Header has fields an older one lacks); everything else is copied.
   const uint32_t version = std::max(toc.version, requiredVersion(existing));

@@ -541,6 +541,23 @@ TEST(Archive, Version1FilesAreStillRead) {
   }
 }
 
+// An append to a version-1 file cannot copy its Scale payloads into a newer file: it is written anew, the old
+// part bit for bit the same model.
+TEST(Archive, AppendToAVersion1FileWritesItAnew) {
+  std::mt19937 rng(9);
+  const Model m = roundedToHalf(randomModel(rng, smallSpec()));
+  const std::vector<uint8_t> v1 = v1Archive(m);
+  Model next = m;
+  next.firstStep = m.dims.t;
+  for (double& t : next.meta.times) t += 1000.0;
+  const std::vector<uint8_t> out = appendToArchive(v1.data(), v1.size(), {next});
+  EXPECT_GE(summarizeArchive(out.data(), out.size()).version, 3u);
+  const std::vector<Model> back = parseArchive(out.data(), out.size());
+  ASSERT_EQ(back.size(), 2u);
+  expectModelBitEqual(m, back[0]);
+  EXPECT_EQ(back[1].firstStep, m.dims.t);
+}
+
 TEST(Archive, HostileCountsAreRefused) {
   const std::vector<RawSection> good = splitSections(smallArchiveV1());
   const size_t timeCountAt = headerTimeCountAt(smallSpec().name);

@@ -92,6 +92,17 @@ Model modelAround(const ScaleModel& trained, const MlpShape& shape, int blocks) 
   return m;
 }
 
+// The settings of the encode-level tests: the fast preset on 8^3 blocks, these epochs, no CNN, two threads, quiet.
+EncoderSettings smallEncode(const std::vector<int>& epochs) {
+  EncoderSettings s = presetSettings("fast");
+  s.blockDims = {8, 8, 8};
+  s.epochs = epochs;
+  s.boundaryCnn = false;
+  s.threads = 2;
+  s.verbose = false;
+  return s;
+}
+
 // A smooth n^3 x steps series with a little fine texture (x % 3): what the encode-level tests compress.
 Field smoothSeries(int n, int steps) {
   Field f(Dims4{n, n, n, steps});
@@ -427,12 +438,7 @@ TEST(Quantization, RateAwareCodebooksShrinkOnlyWhereTheLossAllows) {
 // size (at one seed the training is the same up to the quantization), and a second run writes the same bytes.
 TEST(Quantization, RateAwareCodebooksEncodeReproduciblyAndNoLarger) {
   const Field f = smoothSeries(24, 4);
-  EncoderSettings s = presetSettings("fast");
-  s.blockDims = {8, 8, 8};
-  s.epochs = {8, 8, 10};
-  s.boundaryCnn = false;
-  s.threads = 2;
-  s.verbose = false;
+  EncoderSettings s = smallEncode({8, 8, 10});
   s.codebookRateSlope = 0;
   const std::vector<uint8_t> bySize = serializeArchive({encode(f, GridMeta{}, s, Progress())});
   s.codebookRateSlope = 1.0;
@@ -489,12 +495,7 @@ TEST(QuantAware, EveryStepRunsAtTheCodebookRoundedParameters) {
 // different samples), the same bytes twice, and the options a shared codebook needs checked.
 TEST(QuantAware, BothTrainersEncodeDecodableArchives) {
   const Field f = smoothSeries(16, 4);
-  EncoderSettings s = presetSettings("fast");
-  s.blockDims = {8, 8, 8};
-  s.epochs = {8, 8, 8};
-  s.boundaryCnn = false;
-  s.threads = 2;
-  s.verbose = false;
+  EncoderSettings s = smallEncode({8, 8, 8});
   s.quantAwareFraction = 0.5;
   std::vector<double> psnr;
   for (const char* trainer : {"fused", "libtorch"}) {
@@ -588,12 +589,7 @@ TEST(LatentGrid, BothTrainersFitEveryCornerAndTheArchiveKeepsTheGrid) {
   EXPECT_THROW(kernels::FusedTrainer{pr}, std::invalid_argument);
 
   const Field f = smoothSeries(16, 4);
-  EncoderSettings s = presetSettings("fast");
-  s.blockDims = {8, 8, 8};
-  s.epochs = {8, 8, 8};
-  s.boundaryCnn = false;
-  s.threads = 2;
-  s.verbose = false;
+  EncoderSettings s = smallEncode({8, 8, 8});
   s.latentGrid = 2;
   s.latentDim = 4;
   s.codeSteps = 1;  // a code (of 8 corners) per block per step
@@ -647,12 +643,7 @@ TEST(SharedCodes, SlotsGroupABlockOverItsSteps) {
 // per step, and the fused trainer's bytes are reproducible.
 TEST(SharedCodes, BothTrainersEncodeDecodableArchivesWithFewerCodes) {
   const Field f = smoothSeries(16, 8);
-  EncoderSettings s = presetSettings("fast");
-  s.blockDims = {8, 8, 8};
-  s.epochs = {8, 8, 8};
-  s.boundaryCnn = false;
-  s.threads = 2;
-  s.verbose = false;
+  EncoderSettings s = smallEncode({8, 8, 8});
   s.trainer = "fused";
   const double perStep = compareFields(f, Decoder(encode(f, GridMeta{}, s, Progress())).decodeAll()).psnr;
   s.codeSteps = 4;
