@@ -30,7 +30,14 @@ bool intersects(const BlockGrid& grid, int64_t block, const Extent& box) {
 
 }  // namespace
 
-int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box) {
+std::vector<uint32_t> blockCodes(const Model& model, int p) {
+  int64_t count = 0;
+  return model.shape.codeSteps > 1 ? codeSlots(model.scales[size_t(p)], model.shape.codeSteps, &count)
+                                   : std::vector<uint32_t>{};
+}
+
+int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box,
+                        const std::vector<uint32_t>* codes) {
   const ScaleModel& s = model.scales[size_t(p)];
   const auto [first, last] = blocksOfStep(s, tp);
   const BlockGrid grid = makeBlockGrid(s.dims, s.blockDims);
@@ -39,8 +46,8 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
     if (!box || intersects(grid, s.blocks[i].block, *box)) todo.push_back(i);
   if (todo.empty()) return 0;
   const int L = model.shape.latentsPerBlock(), W = model.shape.codeSteps;
-  int64_t codes = 0;
-  const std::vector<uint32_t> slot = W > 1 ? codeSlots(s, W, &codes) : std::vector<uint32_t>{};
+  const std::vector<uint32_t> own = W > 1 && !codes ? blockCodes(model, p) : std::vector<uint32_t>{};
+  const std::vector<uint32_t>& slot = codes ? *codes : own;
   // Blocks of one step are disjoint, so they can be added in parallel.
 #pragma omp parallel
   {
@@ -65,7 +72,8 @@ int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, cons
 Field reconstructScale(const Model& model, int p, const Field* coarser) {
   const ScaleModel& s = model.scales[size_t(p)];
   Field out = p == 0 ? Field(s.dims) : upsample(*coarser, model.scales[size_t(p - 1)].halved, s.dims);
-  for (int64_t t = 0; t < s.dims.t; ++t) addBlockOutputs(model, p, t, out.step(t));
+  const std::vector<uint32_t> codes = blockCodes(model, p);
+  for (int64_t t = 0; t < s.dims.t; ++t) addBlockOutputs(model, p, t, out.step(t), nullptr, &codes);
   return out;
 }
 
@@ -150,7 +158,10 @@ const std::vector<float>& Decoder::stepAt(int p, int64_t tp) {
     }
     upsampleSpace(mix.data(), c.dims, c.halved, s.dims, step.data());
   }
-  blockEvaluations_ += addBlockOutputs(model_, p, tp, step.data(), regions_.empty() ? nullptr : &regions_[size_t(p)]);
+  if (codes_.empty())
+    for (int q = 0; q < model_.scaleCount(); ++q) codes_.push_back(blockCodes(model_, q));
+  blockEvaluations_ += addBlockOutputs(model_, p, tp, step.data(), regions_.empty() ? nullptr : &regions_[size_t(p)],
+                                       &codes_[size_t(p)]);
   return cache_.emplace(key, std::move(step)).first->second;
 }
 

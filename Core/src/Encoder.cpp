@@ -412,6 +412,7 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
   Field recon;  // the reconstruction of the last scale done, while it is a coarse one
   std::unique_ptr<StepUpsampler> finestUp;
   StepReader finestDecoded;  // the finest scale's reconstruction, step by step, once it is trained
+  std::vector<uint32_t> finestCodes;  // its blocks' latent codes (blockCodes), for finestDecoded
   const bool constant = !(model.dataMax > model.dataMin);
   for (int p = 0; p < S; ++p) {
     const int i = S - 1 - p;  // plan index, 0 = finest
@@ -527,10 +528,11 @@ Model encodeNetwork(const FieldSource& source, const GridMeta& meta, const Encod
     } else {
       // The finest reconstruction, as reconstructScale computes it, one step at a time: U(coarser) + blocks.
       if (p > 0) finestUp = std::make_unique<StepUpsampler>(recon, model.scales[size_t(p - 1)].halved, dims);
+      finestCodes = blockCodes(model, p);
       finestDecoded = [&, p](int64_t t, float* out) {
         if (finestUp) finestUp->step(t, out);
         else std::fill_n(out, dims.voxelsPerStep(), 0.0f);
-        addBlockOutputs(model, p, t, out);
+        addBlockOutputs(model, p, t, out, nullptr, &finestCodes);
       };
       sr.psnrAfter = psnrOfSteps(dims, input, finestDecoded, progress);
     }

@@ -19,8 +19,13 @@ using Extent = std::array<int64_t, 6>;
 
 /// Adds the (normalized-unit) outputs of every effective block of scale p (coarse-first position) at time tp
 /// into `step`, a 3D array of that scale's dims. Shared by the decoder and the encoder's closed loop. With a box,
-/// only blocks intersecting it are evaluated; returns the number of blocks evaluated.
-int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box = nullptr);
+/// only blocks intersecting it are evaluated; returns the number of blocks evaluated. codes: the scale's
+/// blockCodes, from a caller that adds many steps (computed here otherwise).
+int64_t addBlockOutputs(const Model& model, int p, int64_t tp, float* step, const Extent* box = nullptr,
+                        const std::vector<uint32_t>* codes = nullptr);
+
+/// The latent code of each block record of scale p (codeSlots), or empty with a code per step (a record's own).
+std::vector<uint32_t> blockCodes(const Model& model, int p);
 
 /// Reconstruction of scale p in normalized units, all its time steps: U(coarser) + block outputs.
 /// coarser is the reconstruction of scale p-1 (nullptr for p = 0).
@@ -77,6 +82,7 @@ private:
 
   const Model& model_;
   std::map<std::pair<int, int64_t>, std::vector<float>> cache_;
+  std::vector<std::vector<uint32_t>> codes_;  // blockCodes of each scale, on the first step assembled
   int64_t blockEvaluations_ = 0;
   bool cnnEnabled_ = true;
   bool residualEnabled_ = true;
